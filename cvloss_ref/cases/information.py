@@ -1,0 +1,1 @@
+"""Catalogue cases for the information losses (stub)."""

@@ -1,0 +1,1 @@
+"""Catalogue cases for the regression losses (stub)."""

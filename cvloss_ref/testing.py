@@ -1,0 +1,769 @@
+"""Check an implementation of a loss against the reference, in value and in gradient.
+
+This is the harness that exercise notebooks and the grader call::
+
+    from cvloss_ref.testing import assert_loss_matches
+    assert_loss_matches(my_cross_entropy, "cross_entropy",
+                        forbid=[torch.nn.functional.cross_entropy])
+
+For the named reference it runs every case of the loss's catalogue (random
+inputs and named edge cases, kept in ``cvloss_ref/cases/``), calls the
+implementation and the reference on the same inputs with the same keyword
+arguments, and compares
+
+* the output: type, shape, dtype, device and values (per-dtype tolerances of
+  :data:`TOLERANCES`);
+* the gradients with respect to the inputs a model produces (logits,
+  probabilities, predicted boxes, ...; never labels), by back-propagating the
+  same random cotangent through both;
+* device-agnosticism: the implementation also runs on ``meta`` tensors (no
+  data, no device), where a tensor created without ``device=`` or a value read
+  back with ``.item()`` fails just as it would on a GPU; and on CUDA when one
+  is present;
+* delegation: calling the reference itself, or a torch function the exercise
+  forbids, however it was imported or aliased, fails.
+
+On a mismatch :func:`assert_loss_matches` raises :class:`AssertionError` with a
+message written for a student: the case, the expected and received values and,
+where a known mistake explains the difference, a hint.
+:func:`check_loss` runs the same checks and returns a :class:`CheckResult`
+instead of raising, for graders that count passed cases.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from ._catalogue import CATALOGUE, Case, LossSpec
+
+__all__ = [
+    "TOLERANCES",
+    "CheckResult",
+    "Failure",
+    "assert_loss_matches",
+    "check_loss",
+    "loss_names",
+]
+
+#: Per-dtype tolerances, shared by ``tests/`` and :func:`assert_loss_matches`, so that
+#: students are judged by the standard the reference is tested against.  float32 is
+#: looser than ``torch.testing``'s default (1.3e-6) because correct formulations
+#: (``log_softmax`` against ``x - logsumexp(x)``) differ by a few ulps; float64,
+#: which every case also runs in, keeps the comparison sharp.
+TOLERANCES: dict[torch.dtype, dict[str, float]] = {
+    torch.float16: {"rtol": 1e-3, "atol": 1e-4},
+    torch.bfloat16: {"rtol": 1.6e-2, "atol": 1e-3},
+    torch.float32: {"rtol": 1e-5, "atol": 1e-5},
+    torch.float64: {"rtol": 1e-7, "atol": 1e-7},
+}
+
+_MAX_SHOWN = 3  # values shown per tensor in a message
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Failure:
+    """One failed check: which case, in which dtype and on which device, and why."""
+
+    case: str
+    dtype: torch.dtype | None
+    device: str
+    message: str
+
+    def where(self) -> str:
+        dtype = str(self.dtype).replace("torch.", "") if self.dtype is not None else "-"
+        return f'case "{self.case}" ({dtype}, {self.device})'
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check_loss` found.
+
+    Attributes:
+        name: the reference checked against.
+        passed: cases (per dtype and device) that matched.
+        failures: the checks that did not, first failure first.
+        skipped: cases the reference itself rejects with the given parameters.
+    """
+
+    name: str
+    passed: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def message(self) -> str:
+        """The report a student reads: the first failure in full, the others by name."""
+        if self.ok:
+            return f"{self.name}: all {len(self.passed)} checks passed"
+        first = self.failures[0]
+        lines = [f"{self.name} does not match the reference on {first.where()}:", first.message]
+        others = [f.where() for f in self.failures[1:]]
+        if others:
+            shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
+            lines.append(f"It also fails {len(others)} other check(s): {shown}.")
+        lines.append(f"({len(self.passed)} check(s) passed.)")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+
+def _canonical(name: str) -> str:
+    """``special_logsumexp``/``logsumexp_``/``__add__`` -> ``logsumexp``/``add``."""
+    name = name.strip("_")
+    if name.startswith("special_"):
+        name = name[len("special_") :]
+    return name
+
+
+def _label(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or ""
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+    return f"{module}.{qualname}" if module else str(qualname)
+
+
+class _Guard(TorchFunctionMode):
+    """Sees every call the implementation makes.
+
+    Python functions (the reference, ``torch.nn.functional.*``, any library
+    function) are recognised by their code object through ``sys.setprofile``,
+    which catches them whatever name they were imported under.  Torch functions
+    and tensor methods are recognised by a :class:`TorchFunctionMode` by their
+    canonical name, so forbidding ``torch.logsumexp`` also forbids
+    ``x.logsumexp()`` and ``torch.special.logsumexp``.
+    """
+
+    def __init__(self, reference: Callable, forbid: Iterable[Any]) -> None:
+        super().__init__()
+        self.codes: dict[Any, str] = {}
+        self.torch_names: dict[str, str] = {}
+        self.hits: list[str] = []
+        ref = inspect.unwrap(reference)
+        self.codes[ref.__code__] = (
+            f"the reference cvloss_ref.{reference.__name__} itself (write your own)"
+        )
+        for item in forbid:
+            self._add(item)
+
+    def _add(self, item: Any) -> None:
+        if isinstance(item, str):
+            self.torch_names[_canonical(item.rsplit(".", 1)[-1])] = item
+            return
+        if inspect.isclass(item):
+            forward = getattr(item, "forward", None)
+            if forward is not None and hasattr(forward, "__code__"):
+                self.codes[forward.__code__] = _label(item)
+            return
+        func = inspect.unwrap(item)
+        if hasattr(func, "__code__"):
+            self.codes[func.__code__] = _label(item)
+        name = getattr(item, "__name__", None)
+        if name:
+            self.torch_names[_canonical(name)] = _label(item)
+
+    def _hit(self, what: str) -> None:
+        if what not in self.hits:
+            self.hits.append(what)
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            label = self.codes.get(frame.f_code)
+            if label is not None:
+                self._hit(label)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        label = self.torch_names.get(_canonical(getattr(func, "__name__", "")))
+        if label is not None:
+            self._hit(label)
+        return func(*args, **(kwargs or {}))
+
+    def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        previous = sys.getprofile()
+        # A C-level profiler (cProfile) cannot be put back from Python: leave it in
+        # place and rely on the torch-function mode alone while it runs.
+        profile = previous is None or callable(previous)
+        if profile:
+            sys.setprofile(self._profile)
+        try:
+            with self:
+                return fn(*args, **kwargs)
+        finally:
+            if profile:
+                sys.setprofile(previous)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def loss_names() -> list[str]:
+    """Names of every loss the catalogue can check against."""
+    _load_catalogue()
+    return sorted(CATALOGUE)
+
+
+def _load_catalogue() -> None:
+    from . import cases  # noqa: F401  (registers every family's cases)
+
+
+def _spec(name: str) -> LossSpec:
+    _load_catalogue()
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the name of a cvloss_ref loss (str), got {name!r}")
+    if name not in CATALOGUE:
+        close = difflib.get_close_matches(name, CATALOGUE, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"name must be a loss in the catalogue, got {name!r}{hint}")
+    return CATALOGUE[name]
+
+
+def _seed(*parts: object) -> int:
+    return zlib.crc32("/".join(str(p) for p in parts).encode())
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device)
+    return value
+
+
+def _fresh(values: Sequence[Any], grad_inputs: Sequence[int]) -> list[Any]:
+    """Independent copies; the differentiated inputs become leaves that require grad."""
+    out = []
+    for i, value in enumerate(values):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().clone()
+            if i in grad_inputs and value.is_floating_point():
+                value.requires_grad_(True)
+        out.append(value)
+    return out
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    return f"shape {tuple(tensor.shape)}, dtype {str(tensor.dtype).replace('torch.', '')}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _values(tensor: torch.Tensor) -> str:
+    flat = tensor.detach().reshape(-1).double().cpu()
+    shown = ", ".join(_fmt(v) for v in flat[:_MAX_SHOWN].tolist())
+    return shown + (", ..." if flat.numel() > _MAX_SHOWN else "")
+
+
+def _differences(expected: torch.Tensor, received: torch.Tensor, rtol: float, atol: float) -> str:
+    """The first few positions where two same-shape tensors differ."""
+    exp = expected.detach().double().cpu()
+    rec = received.detach().double().cpu()
+    if exp.dim() == 0:
+        return f"    expected {_fmt(exp.item())}, received {_fmt(rec.item())}"
+    close = torch.isclose(rec, exp, rtol=rtol, atol=atol, equal_nan=True)
+    bad = (~close).nonzero().tolist()
+    lines = []
+    for index in bad[:_MAX_SHOWN]:
+        where = tuple(index)
+        lines.append(f"    at {where}: expected {_fmt(exp[where])}, received {_fmt(rec[where])}")
+    lines.append(f"    ({len(bad)} of {exp.numel()} values differ)")
+    return "\n".join(lines)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
+    if a.shape != b.shape:
+        return False
+    a = a.detach().double().cpu()
+    b = b.detach().double().cpu()
+    return bool(torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True).all())
+
+
+def _tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    tol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    return tol["rtol"], tol["atol"]
+
+
+def _grads(output: torch.Tensor, inputs: Sequence[Any], grad_inputs: Sequence[int],
+           cotangent: torch.Tensor) -> list[torch.Tensor | None]:
+    """Gradients of ``<cotangent, output>`` w.r.t. the differentiated inputs.
+
+    An input the output does not depend on gets an explicit zero gradient.
+    """
+    leaves = [inputs[i] for i in grad_inputs if getattr(inputs[i], "requires_grad", False)]
+    if not leaves:
+        return []
+    grads = torch.autograd.grad(output, leaves, cotangent, allow_unused=True)
+    return [torch.zeros_like(leaf) if g is None else g for leaf, g in zip(leaves, grads)]
+
+
+def _short_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > 300:
+        first = first[:300] + "..."
+    return f"{type(error).__name__}: {first}"
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def _generic_value_hint(
+    expected: torch.Tensor, received: torch.Tensor, unreduced: int | None, empty: bool
+) -> str | None:
+    exp = expected.detach().double().cpu()
+    rec = received.detach().double().cpu()
+    if empty and torch.isnan(rec).any() and not torch.isnan(exp).any():
+        return (
+            "the batch is empty, and the mean of no values is NaN (0/0). The convention "
+            "here is a loss of 0 with a zero gradient: e.g. loss.sum() * 0.0 when "
+            "loss.numel() == 0 (a shape, so no GPU sync)."
+        )
+    if not torch.isfinite(rec).all() and torch.isfinite(exp).all():
+        return (
+            "your result is inf or NaN where the reference is finite: something overflows "
+            "or takes log(0). Use the stable forms (log-sum-exp / log_softmax for softmax, "
+            "softplus / logsigmoid for sigmoids, torch.where with a safe argument for 0·log 0)."
+        )
+    if exp.dim() == 0 and rec.dim() == 0 and torch.isfinite(exp) and exp.abs() > 1e-12:
+        ratio = (rec / exp).item()
+        if unreduced and unreduced > 1:
+            if math.isclose(ratio, unreduced, rel_tol=1e-3):
+                return (
+                    f"your value is {unreduced} times the expected one: it looks like a sum "
+                    "where a mean was asked for (reduction='mean' averages)."
+                )
+            if math.isclose(ratio, 1 / unreduced, rel_tol=1e-3):
+                return (
+                    f"your value is 1/{unreduced} of the expected one: it looks like a mean "
+                    "where a sum was asked for (reduction='sum' adds)."
+                )
+        if math.isclose(ratio, -1.0, rel_tol=1e-4):
+            return "your value has the wrong sign: check the minus sign of −log p."
+    return None
+
+
+def _mistake_hint(spec: LossSpec, inputs: Sequence[Any], kwargs: dict, received: torch.Tensor,
+                  expected: torch.Tensor, rtol: float, atol: float) -> str | None:
+    """The hint of the first known mistake whose output the student's output matches."""
+    for mistake in spec.mistakes:
+        try:
+            with torch.no_grad():
+                wrong = mistake.fn(*[_to(x, received.device) for x in inputs], **kwargs)
+        except Exception:
+            continue
+        if (
+            isinstance(wrong, torch.Tensor)
+            and _close(wrong, received, rtol, atol)
+            and not _close(wrong, expected, rtol, atol)
+        ):
+            return mistake.hint
+    return None
+
+
+def _unreduced_count(reference: Callable, inputs: Sequence[Any], kwargs: dict) -> int | None:
+    if kwargs.get("reduction", "mean") == "none":
+        return None
+    try:
+        with torch.no_grad():
+            full = reference(*inputs, **{**kwargs, "reduction": "none"})
+        return int(full.numel())
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- one case
+
+
+@dataclass
+class _Run:
+    output: Any = None
+    grads: list[torch.Tensor | None] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def _check_output_form(expected: torch.Tensor, received: Any, reduction: str) -> str | None:
+    if not isinstance(received, torch.Tensor):
+        what = type(received).__name__
+        hint = ""
+        if isinstance(received, (int, float)):
+            hint = (
+                "\n  hint: return the tensor itself; .item(), float() or .tolist() turn it "
+                "into a Python number, which has no gradient and forces a GPU sync."
+            )
+        return f"  your function returned a {what}, expected a torch.Tensor.{hint}"
+    if received.shape != expected.shape:
+        hint = ""
+        if expected.dim() == 0:
+            hint = (
+                f"\n  hint: with reduction={reduction!r} the loss is a single number (shape "
+                "()); apply the reduction to the per-element losses."
+            )
+        elif received.dim() == 0:
+            hint = (
+                "\n  hint: with reduction='none' return one value per element, without "
+                "summing or averaging."
+            )
+        else:
+            hint = "\n  hint: check which dimension you reduce over (the class dimension is 1)."
+        return (
+            f"  the output has the wrong shape.\n  expected: {_describe(expected)}\n"
+            f"  received: {_describe(received)}{hint}"
+        )
+    if received.dtype != expected.dtype:
+        return (
+            f"  the output has the wrong dtype.\n  expected: {_describe(expected)}\n"
+            f"  received: {_describe(received)}\n"
+            "  hint: return the loss in the dtype of the inputs (compute in float32 for half "
+            "precision, then cast back with .to(input.dtype)); avoid tensors created with a "
+            "fixed dtype."
+        )
+    if received.device != expected.device:
+        return (
+            f"  the output is on {received.device}, expected {expected.device}.\n"
+            "  hint: create new tensors with device=input.device (torch.zeros(..., "
+            "device=x.device), torch.zeros_like(x))."
+        )
+    return None
+
+
+def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
+                dtype: torch.dtype, device: torch.device, params: dict, guard: _Guard,
+                seed: int) -> tuple[str, str | None, list[str]]:
+    """Run one case; returns (status, failure message or None, delegation hits).
+
+    status is "passed", "failed" or "skipped" (the reference rejects these params).
+    """
+    generator = torch.Generator().manual_seed(_seed(spec.name, case.name, dtype, seed))
+    raw_inputs, case_kwargs = case.make(generator, dtype)
+    inputs = [_to(x, device) for x in raw_inputs]
+    kwargs = {k: _to(v, device) for k, v in {**case_kwargs, **params}.items()}
+    grad_inputs = spec.grad_inputs
+    rtol, atol = _tolerance(dtype)
+
+    ref_inputs = _fresh(inputs, grad_inputs)
+    try:
+        expected = reference(*ref_inputs, **kwargs)
+    except (ValueError, TypeError):
+        return "skipped", None, []
+    want_grad = case.grad != "none" and expected.requires_grad
+    cotangent = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
+    cotangent = cotangent.to(device=device, dtype=expected.dtype)
+    expected_grads = _grads(expected, ref_inputs, grad_inputs, cotangent) if want_grad else []
+
+    stu_inputs = _fresh(inputs, grad_inputs)
+    guard.hits.clear()
+    try:
+        received = guard.call(fn, *stu_inputs, **kwargs)
+    except Exception as error:  # a student's bug must not stop the check
+        if guard.hits:
+            return "failed", None, list(guard.hits)
+        return "failed", (
+            f"  your function raised {_short_error(error)}\n"
+            f"  (inputs: {', '.join(_describe(x) for x in inputs if isinstance(x, torch.Tensor))}"
+            f"; keyword arguments: {sorted(kwargs)})"
+        ), []
+    if guard.hits:
+        return "failed", None, list(guard.hits)
+
+    for original, given in zip(inputs, stu_inputs):
+        if isinstance(original, torch.Tensor) and not torch.equal(
+            original.cpu(), given.detach().cpu()
+        ):
+            return "failed", (
+                "  your function changed one of its inputs in place.\n"
+                "  hint: a loss must not modify its arguments: avoid in-place operations "
+                "such as x.clamp_(), x[...] = ..., x += ... on the inputs (work on a copy)."
+            ), []
+
+    reduction = kwargs.get("reduction", "mean")
+    form = _check_output_form(expected, received, reduction)
+    if form is not None:
+        return "failed", form, []
+
+    if not _close(expected, received, rtol, atol):
+        lines = [
+            "  the values differ.",
+            f"  expected: {_describe(expected)}: {_values(expected)}",
+            f"  received: {_describe(received)}: {_values(received)}",
+            _differences(expected, received, rtol, atol),
+        ]
+        hint = _mistake_hint(spec, inputs, kwargs, received, expected, rtol, atol)
+        if hint is None:
+            empty = any(isinstance(x, torch.Tensor) and x.numel() == 0 for x in inputs)
+            hint = _generic_value_hint(
+                expected, received, _unreduced_count(reference, inputs, kwargs), empty
+            )
+        if hint:
+            lines.append(f"  hint: {hint}")
+        if case.note:
+            lines.append(f"  (this case checks: {case.note})")
+        return "failed", "\n".join(lines), []
+
+    if want_grad:
+        if not received.requires_grad:
+            return "failed", (
+                "  the values match, but your output is not connected to the autograd graph: "
+                "no gradient can flow back to the inputs.\n"
+                "  hint: do not use .detach(), .item(), .numpy(), torch.tensor(...) of computed "
+                "values or torch.no_grad() in the loss."
+            ), []
+        try:
+            received_grads = _grads(received, stu_inputs, grad_inputs, cotangent)
+        except Exception as error:
+            return "failed", f"  back-propagating through your output raised {_short_error(error)}", []
+        for index, (exp_g, rec_g) in zip(grad_inputs, zip(expected_grads, received_grads)):
+            name = _input_name(reference, index)
+            finite_ref = torch.isfinite(exp_g)
+            if case.grad == "finite":
+                bad = ~torch.isfinite(rec_g) & finite_ref
+                if bool(bad.any()):
+                    return "failed", (
+                        f"  the values match, but the gradient with respect to {name} is "
+                        "inf or NaN where it must be finite.\n"
+                        "  hint: a branch that torch.where discards still back-propagates: put "
+                        "a safe value inside the log/sqrt/division of that branch (the "
+                        "'double where' trick)."
+                    ), []
+                continue
+            if not _close(exp_g, rec_g, rtol, atol):
+                lines = [
+                    f"  the values match, but the gradients with respect to {name} differ.",
+                    _differences(exp_g, rec_g, rtol, atol),
+                ]
+                if bool((~torch.isfinite(rec_g) & finite_ref).any()):
+                    lines.append(
+                        "  hint: your gradient is inf or NaN where the reference's is finite: "
+                        "a log, sqrt or division of 0 in a branch that torch.where discards "
+                        "still poisons the gradient; use a safe argument inside it."
+                    )
+                else:
+                    lines.append(
+                        "  hint: when values agree but gradients do not, something is detached "
+                        "that should not be (.detach(), .data, torch.no_grad(), .item()), or "
+                        "not detached that should be (a weight the method treats as a "
+                        "constant); a clamp or abs at a kink also changes the gradient."
+                    )
+                if case.note:
+                    lines.append(f"  (this case checks: {case.note})")
+                return "failed", "\n".join(lines), []
+    return "passed", None, []
+
+
+def _input_name(reference: Callable, index: int) -> str:
+    try:
+        params = list(inspect.signature(reference).parameters)
+        return params[index]
+    except (TypeError, ValueError, IndexError):
+        return f"input {index}"
+
+
+def _check_meta(fn: Callable, reference: Callable, spec: LossSpec, case: Case, params: dict,
+                guard: _Guard, seed: int) -> tuple[str | None, list[str]]:
+    """Run ``fn`` on meta tensors; a message when it fails where the reference works."""
+    generator = torch.Generator().manual_seed(_seed(spec.name, case.name, "meta", seed))
+    raw_inputs, case_kwargs = case.make(generator, torch.float32)
+    inputs = [_to(x, "meta") for x in raw_inputs]
+    kwargs = {k: _to(v, "meta") for k, v in {**case_kwargs, **params}.items()}
+    try:
+        expected = reference(*inputs, **kwargs)
+    except Exception:
+        return None, []  # the reference needs values here: nothing to compare
+    guard.hits.clear()
+    try:
+        received = guard.call(fn, *inputs, **kwargs)
+    except Exception as error:
+        if guard.hits:
+            return None, list(guard.hits)
+        return (
+            "  your function does not run on tensors of another device "
+            f"(it was given 'meta' tensors, which hold no data, and raised {_short_error(error)}).\n"
+            "  hint: create new tensors on the inputs' device (torch.zeros(..., device=x.device) "
+            "or torch.zeros_like(x)) and keep values on it: .item(), .tolist(), .numpy(), "
+            "float(tensor) and `if tensor:` read data back to Python, which fails here and "
+            "forces a slow GPU synchronisation in training."
+        ), []
+    if guard.hits:
+        return None, list(guard.hits)
+    if not isinstance(received, torch.Tensor) or received.device.type != "meta":
+        where = received.device if isinstance(received, torch.Tensor) else type(received).__name__
+        return (
+            f"  given 'meta' tensors, your function returned a result on {where}.\n"
+            "  hint: build the result from the inputs, creating any new tensor with "
+            "device=input.device."
+        ), []
+    if received.shape != expected.shape:
+        return None, []  # the value check reports shapes more clearly
+    return None, []
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _devices(devices: Iterable[str | torch.device] | None) -> list[torch.device]:
+    if devices is None:
+        found = [torch.device("cpu")]
+        if torch.cuda.is_available():
+            found.append(torch.device("cuda"))
+        return found
+    return [torch.device(d) for d in devices]
+
+
+def check_loss(
+    fn: Callable,
+    name: str,
+    *,
+    forbid: Iterable[Any] = (),
+    devices: Iterable[str | torch.device] | None = None,
+    dtypes: Iterable[torch.dtype] | None = None,
+    cases: Iterable[str] | None = None,
+    check_meta: bool = True,
+    seed: int = 0,
+    **params: Any,
+) -> CheckResult:
+    """Run every check of :func:`assert_loss_matches` and return what was found.
+
+    Never raises because of ``fn``: an exception inside it is a failed check.
+    Raises ``ValueError``/``TypeError`` for a wrong ``name``, ``cases`` or
+    parameters that the reference rejects on every case.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (your loss function), got {type(fn).__name__}")
+    import cvloss_ref
+
+    spec = _spec(name)
+    reference = getattr(cvloss_ref, name)
+    selected = list(spec.cases)
+    if cases is not None:
+        wanted = list(cases)
+        unknown = [c for c in wanted if c not in {case.name for case in spec.cases}]
+        if unknown:
+            raise ValueError(
+                f"cases must name cases of {name!r} "
+                f"({', '.join(repr(c.name) for c in spec.cases)}), got {unknown}"
+            )
+        selected = [case for case in spec.cases if case.name in wanted]
+    dtype_filter = set(dtypes) if dtypes is not None else None
+    guard = _Guard(reference, forbid)
+    result = CheckResult(name=name)
+
+    def delegation(hits: list[str], case: Case, dtype: torch.dtype | None, device: str) -> None:
+        result.failures.insert(
+            0,
+            Failure(
+                case.name,
+                dtype,
+                device,
+                "  your function calls "
+                + " and ".join(hits)
+                + ", which this exercise does not allow.\n"
+                "  hint: implement the formula with elementary tensor operations.",
+            ),
+        )
+
+    for case in selected:
+        for dtype in case.dtypes:
+            if dtype_filter is not None and dtype not in dtype_filter:
+                continue
+            for device in _devices(devices):
+                status, message, hits = _check_case(
+                    fn, reference, spec, case, dtype, device, params, guard, seed
+                )
+                label = f"{case.name} ({str(dtype).replace('torch.', '')}, {device})"
+                if hits:
+                    delegation(hits, case, dtype, str(device))
+                    return result  # nothing else matters once it delegates
+                if status == "skipped":
+                    result.skipped.append(label)
+                elif status == "passed":
+                    result.passed.append(label)
+                else:
+                    result.failures.append(Failure(case.name, dtype, str(device), message or ""))
+        if check_meta:
+            message, hits = _check_meta(fn, reference, spec, case, params, guard, seed)
+            if hits:
+                delegation(hits, case, torch.float32, "meta")
+                return result
+            if message:
+                result.failures.append(Failure(case.name, torch.float32, "meta", message))
+            else:
+                result.passed.append(f"{case.name} (meta)")
+    if not result.passed and not result.failures:
+        raise ValueError(
+            f"the reference {name!r} rejects the parameters {params} on every case: "
+            "check their names and values"
+        )
+    return result
+
+
+def assert_loss_matches(
+    fn: Callable,
+    name: str,
+    *,
+    forbid: Iterable[Any] = (),
+    devices: Iterable[str | torch.device] | None = None,
+    dtypes: Iterable[torch.dtype] | None = None,
+    cases: Iterable[str] | None = None,
+    check_meta: bool = True,
+    seed: int = 0,
+    **params: Any,
+) -> None:
+    """Assert that ``fn`` computes the loss ``cvloss_ref.<name>``, values and gradients.
+
+    Args:
+        fn: the implementation to check, with the reference's signature.
+        name: the public name of the reference in :mod:`cvloss_ref`
+            (``"cross_entropy"``, ``"giou_loss"``, ...).
+        forbid: functions ``fn`` may not call: torch functions
+            (``torch.nn.functional.cross_entropy``, ``torch.logsumexp``),
+            ``nn.Module`` classes, any Python function, or names as strings.
+            Calling the reference ``cvloss_ref.<name>`` is always forbidden.
+        devices: where to run (default: CPU, and CUDA when available).
+        dtypes: restrict the floating dtypes (default: each case's, float32
+            and float64).
+        cases: restrict to these case names of the catalogue.
+        check_meta: also run ``fn`` on ``meta`` tensors, which catches tensors
+            created on the wrong device and values read back to Python.
+        seed: varies the random inputs (hidden tests draw fresh ones); the
+            same seed always gives the same inputs.
+        **params: keyword arguments passed to both ``fn`` and the reference on
+            every case (``label_smoothing=0.1``, ``reduction="sum"``, ...).
+
+    Raises:
+        AssertionError: with a message for the student when a check fails.
+
+    Example:
+        >>> import torch
+        >>> from cvloss_ref.testing import assert_loss_matches
+        >>> def mse(input, target, reduction="mean"):
+        ...     squared = (input - target) ** 2
+        ...     return {"none": squared, "sum": squared.sum()}.get(reduction, squared.mean())
+        >>> assert_loss_matches(mse, "mse_loss")
+    """
+    result = check_loss(
+        fn,
+        name,
+        forbid=forbid,
+        devices=devices,
+        dtypes=dtypes,
+        cases=cases,
+        check_meta=check_meta,
+        seed=seed,
+        **params,
+    )
+    if not result.ok:
+        raise AssertionError(result.message())
