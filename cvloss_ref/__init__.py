@@ -33,6 +33,21 @@ from .regression import (
     smooth_l1_loss,
     huber_loss,
 )
+from .boxes import (
+    box_convert,
+    box_area,
+    box_iou,
+    generalized_box_iou,
+    iou_loss,
+    giou_loss,
+    diou_loss,
+    ciou_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    alpha_iou_loss,
+    riou_loss,
+    diou_nms,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +72,19 @@ __all__ = [
     "rmse_loss",
     "smooth_l1_loss",
     "huber_loss",
+    "box_convert",
+    "box_area",
+    "box_iou",
+    "generalized_box_iou",
+    "iou_loss",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "alpha_iou_loss",
+    "riou_loss",
+    "diou_nms",
     "set_debug",
     "debug_enabled",
 ]

@@ -18,9 +18,7 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 def _check_reduction(reduction: str) -> None:
     """Raise ``ValueError`` unless ``reduction`` is one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"reduction must be one of 'none', 'mean' or 'sum', got {reduction!r}"
-        )
+        raise ValueError(f"reduction must be one of 'none', 'mean' or 'sum', got {reduction!r}")
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -108,14 +108,19 @@ def _check_dim(tensor: torch.Tensor, dim: int, name: str) -> int:
     ndim = max(tensor.dim(), 1)
     if not -ndim <= dim < ndim:
         raise ValueError(
-            f"dim must be in [{-ndim}, {ndim - 1}] for {name} of shape {_shape(tensor)}, "
-            f"got {dim}"
+            f"dim must be in [{-ndim}, {ndim - 1}] for {name} of shape {_shape(tensor)}, got {dim}"
         )
     return dim % ndim
 
 
-def _check_number(value: object, name: str, *, minimum: float | None = None,
-                  strict: bool = False, maximum: float | None = None) -> float:
+def _check_number(
+    value: object,
+    name: str,
+    *,
+    minimum: float | None = None,
+    strict: bool = False,
+    maximum: float | None = None,
+) -> float:
     """A Python number within bounds (``strict`` makes the minimum exclusive)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -153,8 +158,9 @@ def _check_distribution(tensor: torch.Tensor, name: str, dim: int, validate: boo
             )
 
 
-def _check_values_in(tensor: torch.Tensor, allowed: Sequence[int], name: str,
-                     validate: bool) -> None:
+def _check_values_in(
+    tensor: torch.Tensor, allowed: Sequence[int], name: str, validate: bool
+) -> None:
     """Every value of ``tensor`` is one of ``allowed`` (value check)."""
     if _wants_values(validate):
         ok = torch.zeros_like(tensor, dtype=torch.bool)
@@ -165,8 +171,9 @@ def _check_values_in(tensor: torch.Tensor, allowed: Sequence[int], name: str,
             raise ValueError(f"{name} must only hold values in {list(allowed)}, got {found}")
 
 
-def _check_class_indices(target: torch.Tensor, num_classes: int, name: str,
-                         ignore_index: int | None, validate: bool) -> None:
+def _check_class_indices(
+    target: torch.Tensor, num_classes: int, name: str, ignore_index: int | None, validate: bool
+) -> None:
     """Class indices in ``[0, num_classes)`` or equal to ``ignore_index`` (value check)."""
     if _wants_values(validate):
         valid = (target >= 0) & (target < num_classes)

@@ -18,7 +18,7 @@ The convention at zero probability:
   :math:`+\infty`, which is their correct value; only there may gradients be
   non-finite.
 
-Both rules are implemented with the double-``where`` trick (the argument of ``log``
+The first two rules are implemented with the double-``where`` trick (the argument of ``log``
 is replaced by 1 inside the discarded branch), so no NaN appears in the forward or
 the backward pass and no value is read back to the host.  Because the rules are
 applied term by term, the identities :math:`\mathrm{KL}(p\|q) = H(p, q) - H(p)`
@@ -142,7 +142,8 @@ def self_information(
     _check_floating(p, "p")
     log_base = _log_base(base)
     _check_probabilities(p, "p", validate)
-    info = -torch.log(_upcast(p))
+    # 0 - log p rather than -log p: a certain event gets +0, not -0.
+    info = 0.0 - torch.log(_upcast(p))
     if log_base != 1.0:
         info = info / log_base
     return info.to(p.dtype)
@@ -192,7 +193,7 @@ def entropy(
     dim = _check_dim(p, dim, "p")
     log_base = _log_base(base)
     _check_distribution(p, "p", dim, validate)
-    values = -_xlogx(_upcast(p)).sum(dim)
+    values = 0.0 - _xlogx(_upcast(p)).sum(dim)  # +0, not -0, for one-hot p
     if log_base != 1.0:
         values = values / log_base
     return _reduce(values, reduction).to(p.dtype)
@@ -214,10 +215,10 @@ def cross_entropy_dist(
     Both arguments are probabilities; for logits and class indices use
     :func:`cvloss_ref.cross_entropy`.  At :math:`p_i = 0` the term contributes 0;
     its gradient is the exact one (:math:`-\log q_i` for :math:`p_i`, 0 for
-    :math:`q_i`), and at :math:`p_i = q_i = 0` it contributes 0 and a zero gradient
-    (where :math:`0 \log 0` has an infinite one-sided derivative).  Where
-    :math:`p_i > 0 = q_i` the result is :math:`+\infty`: ``q`` rules out an outcome
-    that ``p`` deems possible.
+    :math:`q_i`); at :math:`p_i = q_i = 0` it contributes 0 and a zero gradient for
+    both (:math:`0 \log 0 = 0`, whose one-sided derivative is infinite).  Where
+    :math:`p_i > 0 = q_i` the result is :math:`+\infty`, as ``q`` rules out an
+    outcome that ``p`` deems possible; only there may gradients be non-finite.
 
     Args:
         p: the "true" distribution, shape ``(*, K, *)``, outcomes along ``dim``.
@@ -228,7 +229,9 @@ def cross_entropy_dist(
         validate: check that ``p`` and ``q`` are distributions along ``dim``.
 
     Returns:
-        :math:`H(p, q)`, shape of ``p`` without ``dim`` for ``"none"``, else a scalar.
+        :math:`H(p, q)`, shape of ``p`` without ``dim`` for ``"none"``, else a scalar;
+        in the promoted dtype of ``p`` and ``q`` (float16/bfloat16 are computed in
+        float32).
 
     Reference: T. M. Cover and J. A. Thomas, "Elements of Information Theory",
     2nd ed., Wiley 2006, section 2.3.
@@ -242,7 +245,7 @@ def cross_entropy_dist(
     dim, out_dtype = _check_pair(p, q, dim, validate)
     log_base = _log_base(base)
     compute = _compute_dtype(out_dtype)
-    values = -_xlogy(p.to(compute), q.to(compute)).sum(dim)
+    values = 0.0 - _xlogy(p.to(compute), q.to(compute)).sum(dim)  # +0, not -0
     if log_base != 1.0:
         values = values / log_base
     return _reduce(values, reduction).to(out_dtype)
@@ -265,9 +268,9 @@ def kl_divergence(
     from ``torch.nn.functional.kl_div(input, target)``, which takes the *log* of
     :math:`q` first and :math:`p` second:
     ``kl_divergence(p, q, reduction="none")`` equals
-    ``F.kl_div(q.log(), p, reduction="none").sum(dim)``, and the ``"mean"`` here
-    is ``F.kl_div``'s ``"batchmean"`` for 2-D inputs (its ``"mean"`` also divides
-    by the number of outcomes).
+    ``F.kl_div(q.log(), p, reduction="none").sum(dim)`` wherever ``q > 0``, and
+    the ``"mean"`` here is ``F.kl_div``'s ``"batchmean"`` for 2-D inputs (its
+    ``"mean"`` also divides by the number of outcomes).
 
     KL is not symmetric and is :math:`+\infty` where :math:`p_i > 0 = q_i`
     (gradients may be non-finite only there).  At :math:`p_i = 0` the term
@@ -286,7 +289,8 @@ def kl_divergence(
 
     Returns:
         The divergence (:math:`\ge 0`), shape of ``p`` without ``dim`` for
-        ``"none"``, else a scalar.
+        ``"none"``, else a scalar; in the promoted dtype of ``p`` and ``q``
+        (float16/bfloat16 are computed in float32).
 
     Reference: S. Kullback and R. A. Leibler, "On Information and Sufficiency",
     Annals of Mathematical Statistics 22(1), 1951.
@@ -343,7 +347,9 @@ def js_divergence(
         validate: check that ``p`` and ``q`` are distributions along ``dim``.
 
     Returns:
-        The divergence, shape of ``p`` without ``dim`` for ``"none"``, else a scalar.
+        The divergence, shape of ``p`` without ``dim`` for ``"none"``, else a scalar;
+        in the promoted dtype of ``p`` and ``q`` (float16/bfloat16 are computed in
+        float32).
 
     Reference: J. Lin, "Divergence measures based on the Shannon entropy", IEEE
     Transactions on Information Theory 37(1), 1991.

@@ -81,6 +81,7 @@ class Failure:
     dtype: torch.dtype | None
     device: str
     message: str
+    known_mistake: bool = False
 
     def where(self) -> str:
         dtype = str(self.dtype).replace("torch.", "") if self.dtype is not None else "-"
@@ -111,9 +112,10 @@ class CheckResult:
         """The report a student reads: the first failure in full, the others by name."""
         if self.ok:
             return f"{self.name}: all {len(self.passed)} checks passed"
-        first = self.failures[0]
+        # A failure that a catalogued mistake explains teaches the most: show it first.
+        first = next((f for f in self.failures if f.known_mistake), self.failures[0])
         lines = [f"{self.name} does not match the reference on {first.where()}:", first.message]
-        others = [f.where() for f in self.failures[1:]]
+        others = [f.where() for f in self.failures if f is not first]
         if others:
             shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
             lines.append(f"It also fails {len(others)} other check(s): {shown}.")
@@ -122,7 +124,6 @@ class CheckResult:
 
 
 # --------------------------------------------------------------------------- the guard
-
 
 
 def _canonical(name: str) -> str:
@@ -259,6 +260,10 @@ def _describe(tensor: torch.Tensor) -> str:
     return f"shape {tuple(tensor.shape)}, dtype {str(tensor.dtype).replace('torch.', '')}"
 
 
+def _describe_all(values: Sequence[Any]) -> str:
+    return ", ".join(_describe(x) for x in values if isinstance(x, torch.Tensor))
+
+
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
@@ -298,8 +303,9 @@ def _tolerance(dtype: torch.dtype) -> tuple[float, float]:
     return tol["rtol"], tol["atol"]
 
 
-def _grads(output: torch.Tensor, inputs: Sequence[Any], grad_inputs: Sequence[int],
-           cotangent: torch.Tensor) -> list[torch.Tensor | None]:
+def _grads(
+    output: torch.Tensor, inputs: Sequence[Any], grad_inputs: Sequence[int], cotangent: torch.Tensor
+) -> list[torch.Tensor | None]:
     """Gradients of ``<cotangent, output>`` w.r.t. the differentiated inputs.
 
     An input the output does not depend on gets an explicit zero gradient.
@@ -357,8 +363,15 @@ def _generic_value_hint(
     return None
 
 
-def _mistake_hint(spec: LossSpec, inputs: Sequence[Any], kwargs: dict, received: torch.Tensor,
-                  expected: torch.Tensor, rtol: float, atol: float) -> str | None:
+def _mistake_hint(
+    spec: LossSpec,
+    inputs: Sequence[Any],
+    kwargs: dict,
+    received: torch.Tensor,
+    expected: torch.Tensor,
+    rtol: float,
+    atol: float,
+) -> str | None:
     """The hint of the first known mistake whose output the student's output matches."""
     for mistake in spec.mistakes:
         try:
@@ -370,6 +383,35 @@ def _mistake_hint(spec: LossSpec, inputs: Sequence[Any], kwargs: dict, received:
             isinstance(wrong, torch.Tensor)
             and _close(wrong, received, rtol, atol)
             and not _close(wrong, expected, rtol, atol)
+        ):
+            return mistake.hint
+    return None
+
+
+def _mistake_grad_hint(
+    spec: LossSpec,
+    inputs: Sequence[Any],
+    kwargs: dict,
+    cotangent: torch.Tensor,
+    received_grads: Sequence[torch.Tensor],
+    expected_grads: Sequence[torch.Tensor],
+    rtol: float,
+    atol: float,
+) -> str | None:
+    """The hint of the first known mistake whose gradients the student's match."""
+    for mistake in spec.mistakes:
+        try:
+            fresh = _fresh(inputs, spec.grad_inputs)
+            wrong = mistake.fn(*fresh, **kwargs)
+            if not isinstance(wrong, torch.Tensor) or wrong.shape != cotangent.shape:
+                continue
+            grads = _grads(wrong, fresh, spec.grad_inputs, cotangent.to(wrong.dtype))
+        except Exception:
+            continue
+        if (
+            len(grads) == len(received_grads)
+            and all(_close(g, r, rtol, atol) for g, r in zip(grads, received_grads))
+            and not all(_close(g, e, rtol, atol) for g, e in zip(grads, expected_grads))
         ):
             return mistake.hint
     return None
@@ -390,10 +432,15 @@ def _unreduced_count(reference: Callable, inputs: Sequence[Any], kwargs: dict) -
 
 
 @dataclass
-class _Run:
-    output: Any = None
-    grads: list[torch.Tensor | None] = field(default_factory=list)
-    error: BaseException | None = None
+class _Outcome:
+    """What one case found: ``status`` is "passed", "failed" or "skipped" (the
+    reference rejects these parameters); ``hits`` lists forbidden calls; ``known``
+    says the failure matched a catalogued mistake."""
+
+    status: str
+    message: str | None = None
+    hits: list[str] = field(default_factory=list)
+    known: bool = False
 
 
 def _check_output_form(expected: torch.Tensor, received: Any, reduction: str) -> str | None:
@@ -441,13 +488,18 @@ def _check_output_form(expected: torch.Tensor, received: Any, reduction: str) ->
     return None
 
 
-def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
-                dtype: torch.dtype, device: torch.device, params: dict, guard: _Guard,
-                seed: int) -> tuple[str, str | None, list[str]]:
-    """Run one case; returns (status, failure message or None, delegation hits).
-
-    status is "passed", "failed" or "skipped" (the reference rejects these params).
-    """
+def _check_case(
+    fn: Callable,
+    reference: Callable,
+    spec: LossSpec,
+    case: Case,
+    dtype: torch.dtype,
+    device: torch.device,
+    params: dict,
+    guard: _Guard,
+    seed: int,
+) -> _Outcome:
+    """Run one case in one dtype on one device."""
     generator = torch.Generator().manual_seed(_seed(spec.name, case.name, dtype, seed))
     raw_inputs, case_kwargs = case.make(generator, dtype)
     inputs = [_to(x, device) for x in raw_inputs]
@@ -459,7 +511,7 @@ def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
     try:
         expected = reference(*ref_inputs, **kwargs)
     except (ValueError, TypeError):
-        return "skipped", None, []
+        return _Outcome("skipped")
     want_grad = case.grad != "none" and expected.requires_grad
     cotangent = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
     cotangent = cotangent.to(device=device, dtype=expected.dtype)
@@ -471,29 +523,34 @@ def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
         received = guard.call(fn, *stu_inputs, **kwargs)
     except Exception as error:  # a student's bug must not stop the check
         if guard.hits:
-            return "failed", None, list(guard.hits)
-        return "failed", (
-            f"  your function raised {_short_error(error)}\n"
-            f"  (inputs: {', '.join(_describe(x) for x in inputs if isinstance(x, torch.Tensor))}"
-            f"; keyword arguments: {sorted(kwargs)})"
-        ), []
+            return _Outcome("failed", hits=list(guard.hits))
+        return _Outcome(
+            "failed",
+            (
+                f"  your function raised {_short_error(error)}\n"
+                f"  (inputs: {_describe_all(inputs)}; keyword arguments: {sorted(kwargs)})"
+            ),
+        )
     if guard.hits:
-        return "failed", None, list(guard.hits)
+        return _Outcome("failed", hits=list(guard.hits))
 
     for original, given in zip(inputs, stu_inputs):
         if isinstance(original, torch.Tensor) and not torch.equal(
             original.cpu(), given.detach().cpu()
         ):
-            return "failed", (
-                "  your function changed one of its inputs in place.\n"
-                "  hint: a loss must not modify its arguments: avoid in-place operations "
-                "such as x.clamp_(), x[...] = ..., x += ... on the inputs (work on a copy)."
-            ), []
+            return _Outcome(
+                "failed",
+                (
+                    "  your function changed one of its inputs in place.\n"
+                    "  hint: a loss must not modify its arguments: avoid in-place operations "
+                    "such as x.clamp_(), x[...] = ..., x += ... on the inputs (work on a copy)."
+                ),
+            )
 
     reduction = kwargs.get("reduction", "mean")
     form = _check_output_form(expected, received, reduction)
     if form is not None:
-        return "failed", form, []
+        return _Outcome("failed", form)
 
     if not _close(expected, received, rtol, atol):
         lines = [
@@ -503,6 +560,7 @@ def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
             _differences(expected, received, rtol, atol),
         ]
         hint = _mistake_hint(spec, inputs, kwargs, received, expected, rtol, atol)
+        known = hint is not None
         if hint is None:
             empty = any(isinstance(x, torch.Tensor) and x.numel() == 0 for x in inputs)
             hint = _generic_value_hint(
@@ -512,40 +570,54 @@ def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
             lines.append(f"  hint: {hint}")
         if case.note:
             lines.append(f"  (this case checks: {case.note})")
-        return "failed", "\n".join(lines), []
+        return _Outcome("failed", "\n".join(lines), known=known)
 
     if want_grad:
         if not received.requires_grad:
-            return "failed", (
-                "  the values match, but your output is not connected to the autograd graph: "
-                "no gradient can flow back to the inputs.\n"
-                "  hint: do not use .detach(), .item(), .numpy(), torch.tensor(...) of computed "
-                "values or torch.no_grad() in the loss."
-            ), []
+            return _Outcome(
+                "failed",
+                (
+                    "  the values match, but your output is not connected to the autograd graph: "
+                    "no gradient can flow back to the inputs.\n"
+                    "  hint: do not use .detach(), .item(), .numpy(), torch.tensor(...) of "
+                    "computed values or torch.no_grad() in the loss."
+                ),
+            )
         try:
             received_grads = _grads(received, stu_inputs, grad_inputs, cotangent)
         except Exception as error:
-            return "failed", f"  back-propagating through your output raised {_short_error(error)}", []
+            return _Outcome(
+                "failed",
+                f"  back-propagating through your output raised {_short_error(error)}",
+            )
         for index, (exp_g, rec_g) in zip(grad_inputs, zip(expected_grads, received_grads)):
             name = _input_name(reference, index)
             finite_ref = torch.isfinite(exp_g)
             if case.grad == "finite":
                 bad = ~torch.isfinite(rec_g) & finite_ref
                 if bool(bad.any()):
-                    return "failed", (
-                        f"  the values match, but the gradient with respect to {name} is "
-                        "inf or NaN where it must be finite.\n"
-                        "  hint: a branch that torch.where discards still back-propagates: put "
-                        "a safe value inside the log/sqrt/division of that branch (the "
-                        "'double where' trick)."
-                    ), []
+                    return _Outcome(
+                        "failed",
+                        (
+                            f"  the values match, but the gradient with respect to {name} is "
+                            "inf or NaN where it must be finite.\n"
+                            "  hint: a branch that torch.where discards still back-propagates: put "
+                            "a safe value inside the log/sqrt/division of that branch (the "
+                            "'double where' trick)."
+                        ),
+                    )
                 continue
             if not _close(exp_g, rec_g, rtol, atol):
                 lines = [
                     f"  the values match, but the gradients with respect to {name} differ.",
                     _differences(exp_g, rec_g, rtol, atol),
                 ]
-                if bool((~torch.isfinite(rec_g) & finite_ref).any()):
+                hint = _mistake_grad_hint(
+                    spec, inputs, kwargs, cotangent, received_grads, expected_grads, rtol, atol
+                )
+                if hint is not None:
+                    lines.append(f"  hint: {hint}")
+                elif bool((~torch.isfinite(rec_g) & finite_ref).any()):
                     lines.append(
                         "  hint: your gradient is inf or NaN where the reference's is finite: "
                         "a log, sqrt or division of 0 in a branch that torch.where discards "
@@ -560,8 +632,8 @@ def _check_case(fn: Callable, reference: Callable, spec: LossSpec, case: Case,
                     )
                 if case.note:
                     lines.append(f"  (this case checks: {case.note})")
-                return "failed", "\n".join(lines), []
-    return "passed", None, []
+                return _Outcome("failed", "\n".join(lines), known=hint is not None)
+    return _Outcome("passed")
 
 
 def _input_name(reference: Callable, index: int) -> str:
@@ -572,8 +644,15 @@ def _input_name(reference: Callable, index: int) -> str:
         return f"input {index}"
 
 
-def _check_meta(fn: Callable, reference: Callable, spec: LossSpec, case: Case, params: dict,
-                guard: _Guard, seed: int) -> tuple[str | None, list[str]]:
+def _check_meta(
+    fn: Callable,
+    reference: Callable,
+    spec: LossSpec,
+    case: Case,
+    params: dict,
+    guard: _Guard,
+    seed: int,
+) -> tuple[str | None, list[str]]:
     """Run ``fn`` on meta tensors; a message when it fails where the reference works."""
     generator = torch.Generator().manual_seed(_seed(spec.name, case.name, "meta", seed))
     raw_inputs, case_kwargs = case.make(generator, torch.float32)
@@ -591,7 +670,8 @@ def _check_meta(fn: Callable, reference: Callable, spec: LossSpec, case: Case, p
             return None, list(guard.hits)
         return (
             "  your function does not run on tensors of another device "
-            f"(it was given 'meta' tensors, which hold no data, and raised {_short_error(error)}).\n"
+            "(it was given 'meta' tensors, which hold no data, and raised "
+            f"{_short_error(error)}).\n"
             "  hint: create new tensors on the inputs' device (torch.zeros(..., device=x.device) "
             "or torch.zeros_like(x)) and keep values on it: .item(), .tolist(), .numpy(), "
             "float(tensor) and `if tensor:` read data back to Python, which fails here and "
@@ -680,19 +760,19 @@ def check_loss(
             if dtype_filter is not None and dtype not in dtype_filter:
                 continue
             for device in _devices(devices):
-                status, message, hits = _check_case(
-                    fn, reference, spec, case, dtype, device, params, guard, seed
-                )
+                outcome = _check_case(fn, reference, spec, case, dtype, device, params, guard, seed)
                 label = f"{case.name} ({str(dtype).replace('torch.', '')}, {device})"
-                if hits:
-                    delegation(hits, case, dtype, str(device))
+                if outcome.hits:
+                    delegation(outcome.hits, case, dtype, str(device))
                     return result  # nothing else matters once it delegates
-                if status == "skipped":
+                if outcome.status == "skipped":
                     result.skipped.append(label)
-                elif status == "passed":
+                elif outcome.status == "passed":
                     result.passed.append(label)
                 else:
-                    result.failures.append(Failure(case.name, dtype, str(device), message or ""))
+                    result.failures.append(
+                        Failure(case.name, dtype, str(device), outcome.message or "", outcome.known)
+                    )
         if check_meta:
             message, hits = _check_meta(fn, reference, spec, case, params, guard, seed)
             if hits:
@@ -751,7 +831,11 @@ def assert_loss_matches(
         >>> from cvloss_ref.testing import assert_loss_matches
         >>> def mse(input, target, reduction="mean"):
         ...     squared = (input - target) ** 2
-        ...     return {"none": squared, "sum": squared.sum()}.get(reduction, squared.mean())
+        ...     if reduction == "none":
+        ...         return squared
+        ...     if reduction == "sum" or squared.numel() == 0:  # an empty mean is 0
+        ...         return squared.sum()
+        ...     return squared.mean()
         >>> assert_loss_matches(mse, "mse_loss")
     """
     result = check_loss(

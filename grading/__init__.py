@@ -1,0 +1,1 @@
+"""The instructor's grading pipeline (nbgrader course and ``python -m grading``)."""

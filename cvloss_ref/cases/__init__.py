@@ -4,4 +4,4 @@ Importing this package registers every family's :class:`~cvloss_ref._catalogue.L
 in :data:`cvloss_ref._catalogue.CATALOGUE`.
 """
 
-from . import classification, information, regression  # noqa: F401  (registration)
+from . import boxes, classification, information, regression  # noqa: F401  (registration)
