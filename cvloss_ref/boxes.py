@@ -96,8 +96,9 @@ def _check_boxes(boxes: object, name: str, *, floating: bool = True) -> torch.Te
     return boxes
 
 
-def _check_box_values(boxes: torch.Tensor, xyxy: torch.Tensor, name: str, box_format: str,
-                      validate: bool) -> None:
+def _check_box_values(
+    boxes: torch.Tensor, xyxy: torch.Tensor, name: str, box_format: str, validate: bool
+) -> None:
     """Finite coordinates and non-negative widths and heights (a value check).
 
     ``boxes`` is the tensor as given, ``xyxy`` the same boxes converted to ``"xyxy"``.
@@ -120,9 +121,14 @@ def _check_box_values(boxes: torch.Tensor, xyxy: torch.Tensor, name: str, box_fo
         )
 
 
-def _prepare_pair(pred: torch.Tensor, target: torch.Tensor, box_format: str, eps: float,
-                  reduction: str, validate: bool
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
+def _prepare_pair(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    box_format: str,
+    eps: float,
+    reduction: str,
+    validate: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
     """Check a (pred, target) pair and return both in ``"xyxy"``, upcast from half
     precision, with the dtype the loss is returned in."""
     _check_boxes(pred, "pred")
@@ -227,8 +233,9 @@ def _check_pairwise(boxes1: object, boxes2: object) -> torch.dtype:
     return torch.promote_types(boxes1.dtype, boxes2.dtype)
 
 
-def _pairwise_inter_union(boxes1: torch.Tensor, boxes2: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+def _pairwise_inter_union(
+    boxes1: torch.Tensor, boxes2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
     top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
@@ -239,8 +246,7 @@ def _pairwise_inter_union(boxes1: torch.Tensor, boxes2: torch.Tensor
     return inter, union
 
 
-def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *,
-            validate: bool = False) -> torch.Tensor:
+def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, validate: bool = False) -> torch.Tensor:
     r"""Pairwise intersection over union of two sets of ``"xyxy"`` boxes.
 
     .. math:: \mathrm{IoU}(A, B) = \frac{|A \cap B|}{|A \cup B|}
@@ -273,8 +279,9 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *,
     return _safe_divide(inter, union).to(out_dtype)
 
 
-def generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *,
-                        validate: bool = False) -> torch.Tensor:
+def generalized_box_iou(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, *, validate: bool = False
+) -> torch.Tensor:
     r"""Pairwise generalized IoU of two sets of ``"xyxy"`` boxes.
 
     .. math::
@@ -353,8 +360,19 @@ def _box_terms(pred: torch.Tensor, target: torch.Tensor, eps: float) -> _BoxTerm
     # Centres are (x1 + x2) / 2: the difference of the sums, squared, over 4.
     centre_dist2 = ((x1 + x2 - x1g - x2g) ** 2 + (y1 + y2 - y1g - y2g) ** 2) / 4
     diagonal2 = enclosing_w**2 + enclosing_h**2
-    return _BoxTerms(inter, union, iou, pred_w, pred_h, target_w, target_h,
-                     enclosing_w, enclosing_h, centre_dist2, diagonal2)
+    return _BoxTerms(
+        inter,
+        union,
+        iou,
+        pred_w,
+        pred_h,
+        target_w,
+        target_h,
+        enclosing_w,
+        enclosing_h,
+        centre_dist2,
+        diagonal2,
+    )
 
 
 def _aspect_angle(width: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
@@ -391,9 +409,16 @@ def _safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
 # -------------------------------------------------------------------------- losses
 
 
-def iou_loss(pred: torch.Tensor, target: torch.Tensor, mode: str = "linear",
-             eps: float = 1e-7, reduction: str = "mean", *, box_format: str = "xyxy",
-             validate: bool = False) -> torch.Tensor:
+def iou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mode: str = "linear",
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""IoU loss for matching boxes: linear :math:`1 - \mathrm{IoU}` or UnitBox's
     :math:`-\ln \mathrm{IoU}`.
 
@@ -439,9 +464,15 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor, mode: str = "linear",
     return _finish(loss, reduction, out_dtype)
 
 
-def giou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
-              reduction: str = "mean", *, box_format: str = "xyxy",
-              validate: bool = False) -> torch.Tensor:
+def giou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Generalized IoU loss for matching boxes.
 
     .. math::
@@ -480,9 +511,15 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
     return _finish(loss, reduction, out_dtype)
 
 
-def diou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
-              reduction: str = "mean", *, box_format: str = "xyxy",
-              validate: bool = False) -> torch.Tensor:
+def diou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Distance-IoU loss for matching boxes.
 
     .. math::
@@ -520,9 +557,15 @@ def diou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
     return _finish(loss, reduction, out_dtype)
 
 
-def ciou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
-              reduction: str = "mean", *, box_format: str = "xyxy",
-              validate: bool = False) -> torch.Tensor:
+def ciou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Complete-IoU loss for matching boxes.
 
     .. math::
@@ -585,9 +628,15 @@ def _eiou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:
     return 1 - terms.iou + distance_term + width_term + height_term
 
 
-def eiou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
-              reduction: str = "mean", *, box_format: str = "xyxy",
-              validate: bool = False) -> torch.Tensor:
+def eiou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Efficient-IoU (EIoU) loss for matching boxes (Zhang et al.).
 
     .. math::
@@ -627,9 +676,16 @@ def eiou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7,
     return _finish(loss, reduction, out_dtype)
 
 
-def focal_eiou_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float = 0.5,
-                    eps: float = 1e-7, reduction: str = "mean", *, box_format: str = "xyxy",
-                    validate: bool = False) -> torch.Tensor:
+def focal_eiou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float = 0.5,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Focal-EIoU loss: EIoU reweighted by :math:`\mathrm{IoU}^\gamma` (Zhang et al.).
 
     .. math:: \mathcal{L}_{Focal\text{-}EIoU} = \mathrm{IoU}^{\gamma}\,\mathcal{L}_{EIoU}
@@ -675,9 +731,17 @@ def focal_eiou_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float = 0.5
     return _finish(loss, reduction, out_dtype)
 
 
-def alpha_iou_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 3.0,
-                   variant: str = "iou", eps: float = 1e-7, reduction: str = "mean", *,
-                   box_format: str = "xyxy", validate: bool = False) -> torch.Tensor:
+def alpha_iou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 3.0,
+    variant: str = "iou",
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""α-IoU: the power family of IoU losses (He et al.).
 
     .. math::
@@ -747,9 +811,16 @@ def alpha_iou_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 3.0,
     return _finish(loss, reduction, out_dtype)
 
 
-def riou_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 0.95,
-              eps: float = 1e-7, reduction: str = "mean", *, box_format: str = "xyxy",
-              validate: bool = False) -> torch.Tensor:
+def riou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    beta: float = 0.95,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    *,
+    box_format: str = "xyxy",
+    validate: bool = False,
+) -> torch.Tensor:
     r"""Rectified IoU (RIoU) loss: an IoU loss whose gradient grows with the IoU up to
     ``beta`` and then falls to 0 at IoU = 1.
 
@@ -811,9 +882,15 @@ def riou_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 0.95,
 # ---------------------------------------------------------------------------- NMS
 
 
-def diou_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5, *,
-             beta: float = 1.0, distance_penalty: bool = True,
-             box_format: str = "xyxy") -> torch.Tensor:
+def diou_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_threshold: float = 0.5,
+    *,
+    beta: float = 1.0,
+    distance_penalty: bool = True,
+    box_format: str = "xyxy",
+) -> torch.Tensor:
     r"""Non-maximum suppression that suppresses with DIoU instead of IoU.
 
     .. math::

@@ -16,6 +16,7 @@ References, all independent of the code under test:
 from __future__ import annotations
 
 import math
+import shutil
 import types
 
 import pytest
@@ -51,11 +52,20 @@ HALF_DTYPES = [torch.float16, torch.bfloat16]
 EPS = 1e-7
 
 BOX_LOSSES = [
-    iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, alpha_iou_loss,
+    iou_loss,
+    giou_loss,
+    diou_loss,
+    ciou_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    alpha_iou_loss,
     riou_loss,
 ]
 BOX_NAMES = [
-    "box_convert", "box_area", "box_iou", "generalized_box_iou",
+    "box_convert",
+    "box_area",
+    "box_iou",
+    "generalized_box_iou",
     *(fn.__name__ for fn in BOX_LOSSES),
 ]
 
@@ -70,9 +80,12 @@ CONFIGS = [
     ("focal_eiou_loss-gamma0.5", lambda p, t, **kw: focal_eiou_loss(p, t, **kw)),
     ("focal_eiou_loss-gamma2", lambda p, t, **kw: focal_eiou_loss(p, t, gamma=2.0, **kw)),
     *(
-        (f"alpha_iou_loss-{variant}-alpha{alpha:g}",
-         (lambda v, a: lambda p, t, **kw: alpha_iou_loss(p, t, alpha=a, variant=v, **kw))(
-             variant, alpha))
+        (
+            f"alpha_iou_loss-{variant}-alpha{alpha:g}",
+            (lambda v, a: lambda p, t, **kw: alpha_iou_loss(p, t, alpha=a, variant=v, **kw))(
+                variant, alpha
+            ),
+        )
         for variant in ("iou", "giou", "diou", "ciou")
         for alpha in (3.0, 0.5)
     ),
@@ -109,9 +122,7 @@ def _mixed_pairs(generator):
         (
             _near(generator, target[:8], 0.3, 0.4),
             _near(generator, target[8:12], 0.004, 0.008),
-            _near(generator, target[12:16], 0.02, 0.0) * 0.0 + (
-                target[12:16] + torch.tensor([1.0, 2.0, -2.0, -1.0], dtype=F64)
-            ),
+            target[12:16] + torch.tensor([1.0, 2.0, -2.0, -1.0], dtype=F64),
             target[16:] + torch.tensor([60.0, 70.0, 60.0, 70.0], dtype=F64),
         )
     )
@@ -125,20 +136,34 @@ def _overlapping_pairs(generator, n=8):
 
 # Degenerate situations (pred, target), each a few pairs in xyxy.
 DEGENERATE = {
-    "zero width": ([[3.0, 1.0, 3.0, 5.0], [2.0, -3.0, 2.0, 9.0]],
-                   [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]]),
-    "zero height": ([[1.0, 2.0, 7.0, 2.0], [-4.0, 3.0, 12.0, 3.0]],
-                    [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]]),
-    "point": ([[4.0, 3.0, 4.0, 3.0], [12.0, 9.0, 12.0, 9.0]],
-              [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]]),
-    "identical degenerate": ([[4.0, 3.0, 4.0, 3.0], [3.0, 1.0, 3.0, 5.0], [1.0, 2.0, 7.0, 2.0]],
-                             [[4.0, 3.0, 4.0, 3.0], [3.0, 1.0, 3.0, 5.0], [1.0, 2.0, 7.0, 2.0]]),
-    "degenerate target": ([[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
-                          [[4.0, 3.0, 4.0, 3.0], [1.0, 2.0, 7.0, 2.0]]),
-    "disjoint": ([[20.0, 30.0, 25.0, 40.0], [9.0, 1.0, 12.0, 5.0]],
-                 [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]]),
-    "far apart (1e4)": ([[1e4, 1e4, 1e4 + 12.0, 1e4 + 7.0], [-1e4, 5.0, -1e4 + 3.0, 9.0]],
-                        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]]),
+    "zero width": (
+        [[3.0, 1.0, 3.0, 5.0], [2.0, -3.0, 2.0, 9.0]],
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+    ),
+    "zero height": (
+        [[1.0, 2.0, 7.0, 2.0], [-4.0, 3.0, 12.0, 3.0]],
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+    ),
+    "point": (
+        [[4.0, 3.0, 4.0, 3.0], [12.0, 9.0, 12.0, 9.0]],
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+    ),
+    "identical degenerate": (
+        [[4.0, 3.0, 4.0, 3.0], [3.0, 1.0, 3.0, 5.0], [1.0, 2.0, 7.0, 2.0]],
+        [[4.0, 3.0, 4.0, 3.0], [3.0, 1.0, 3.0, 5.0], [1.0, 2.0, 7.0, 2.0]],
+    ),
+    "degenerate target": (
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+        [[4.0, 3.0, 4.0, 3.0], [1.0, 2.0, 7.0, 2.0]],
+    ),
+    "disjoint": (
+        [[20.0, 30.0, 25.0, 40.0], [9.0, 1.0, 12.0, 5.0]],
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+    ),
+    "far apart (1e4)": (
+        [[1e4, 1e4, 1e4 + 12.0, 1e4 + 7.0], [-1e4, 5.0, -1e4 + 3.0, 9.0]],
+        [[0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 8.0, 6.0]],
+    ),
 }
 
 
@@ -170,8 +195,18 @@ def _geometry(p, t):
     rho2 = ((x1 + x2) / 2 - (a1 + a2) / 2) ** 2 + ((y1 + y2) / 2 - (b1 + b2) / 2) ** 2
     v = 4 / math.pi**2 * (math.atan(gw / gh) - math.atan(w / h)) ** 2
     return types.SimpleNamespace(
-        iou=inter / union, union=union, area_c=cw * ch, cw=cw, ch=ch, c2=cw**2 + ch**2,
-        rho2=rho2, w=w, h=h, gw=gw, gh=gh, v=v,
+        iou=inter / union,
+        union=union,
+        area_c=cw * ch,
+        cw=cw,
+        ch=ch,
+        c2=cw**2 + ch**2,
+        rho2=rho2,
+        w=w,
+        h=h,
+        gw=gw,
+        gh=gh,
+        v=v,
     )
 
 
@@ -203,8 +238,7 @@ def _bf_ciou(g, weight=None):
 
 def _bf_eiou(g):
     # Zhang et al.: 1 - IoU + rho²(b, b_gt)/c² + rho²(w, w_gt)/C_w² + rho²(h, h_gt)/C_h²
-    return (1 - g.iou + g.rho2 / g.c2 + (g.w - g.gw) ** 2 / g.cw**2
-            + (g.h - g.gh) ** 2 / g.ch**2)
+    return 1 - g.iou + g.rho2 / g.c2 + (g.w - g.gw) ** 2 / g.cw**2 + (g.h - g.gh) ** 2 / g.ch**2
 
 
 def _bf_focal_eiou(g, gamma, weight=None):
@@ -215,7 +249,8 @@ def _bf_alpha_iou(g, alpha, variant, weight=None):
     """He et al., eq. 4-7: the power on the IoU and on each penalty term."""
     loss = 1 - g.iou**alpha
     if variant == "giou":
-        loss += ((g.area_c - g.union) / g.area_c) ** alpha
+        # max(0, .): the exact penalty is >= 0; rounding must not make a complex power.
+        loss += max(0.0, (g.area_c - g.union) / g.area_c) ** alpha
     if variant in ("diou", "ciou"):
         loss += g.rho2**alpha / g.c2**alpha
     if variant == "ciou":
@@ -239,8 +274,7 @@ BRUTE = {
     "diou_loss": (_bf_diou, None),
     "ciou_loss": (lambda g, w=None: _bf_ciou(g, w), _ciou_weight),
     "eiou_loss": (_bf_eiou, None),
-    "focal_eiou_loss-gamma0.5": (lambda g, w=None: _bf_focal_eiou(g, 0.5, w),
-                                 lambda g: g.iou**0.5),
+    "focal_eiou_loss-gamma0.5": (lambda g, w=None: _bf_focal_eiou(g, 0.5, w), lambda g: g.iou**0.5),
     "focal_eiou_loss-gamma2": (lambda g, w=None: _bf_focal_eiou(g, 2.0, w), lambda g: g.iou**2),
     **{
         f"alpha_iou_loss-{variant}-alpha{alpha:g}": (
@@ -272,7 +306,7 @@ def _brute_grad(config, pred, target, h=1e-6):
             up, down = list(p), list(p)
             up[j] += h
             down[j] -= h
-            grad[i, j] = (loss(_geometry(up, t), **kwargs) - loss(_geometry(down, t), **kwargs))
+            grad[i, j] = loss(_geometry(up, t), **kwargs) - loss(_geometry(down, t), **kwargs)
             grad[i, j] /= 2 * h
     return grad
 
@@ -289,6 +323,13 @@ def test_gradient_same_as_finite_differences_of_brute_force(config, generator):
     pred, target = _mixed_pairs(generator)
     _, grad = _value_and_grad(CONFIG_FNS[config], pred, target)
     expected = _brute_grad(config, pred, target) / pred.shape[0]  # reduction="mean"
+    if config == "alpha_iou_loss-giou-alpha0.5":
+        # Contained boxes (rows 12-15): the GIoU penalty is 0, where x^alpha (alpha < 1)
+        # has an infinite slope; ours is 0 there by convention, and finite differences
+        # only see the rounding noise of |C| - |A ∪ B| (about 1e-14, amplified by sqrt).
+        keep = torch.ones(pred.shape[0], dtype=torch.bool)
+        keep[12:16] = False
+        grad, expected = grad[keep], expected[keep]
     torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-9)
 
 
@@ -354,8 +395,8 @@ def test_focal_eiou_with_gamma_zero_equals_eiou(generator):
 
 
 @pytest.mark.parametrize(
-    ("variant", "base"), [("iou", iou_loss), ("giou", giou_loss), ("diou", diou_loss),
-                          ("ciou", ciou_loss)]
+    ("variant", "base"),
+    [("iou", iou_loss), ("giou", giou_loss), ("diou", diou_loss), ("ciou", ciou_loss)],
 )
 def test_alpha_iou_with_alpha_one_equals_base_loss(variant, base, generator):
     pred, target = _mixed_pairs(generator)
@@ -400,7 +441,7 @@ def _iou_grid():
 @pytest.mark.parametrize("beta", [0.95, 0.6])
 def test_riou_loss_gradient_rises_to_beta_then_falls_to_zero(beta):
     u, pred, target = _iou_grid()
-    out, grad = _value_and_grad(riou_loss, pred, target, beta=beta, reduction="none")
+    out, grad = _value_and_grad(riou_loss, pred, target, beta=beta, eps=0.0, reduction="none")
     slope = -grad[:, 3]  # d IoU / d y2 = 1 here, so this is -dL/dIoU
     expected = torch.where(u < beta, 2 * u / beta, 2 * (1 - u) / (1 - beta))
     torch.testing.assert_close(slope, expected, rtol=1e-6, atol=1e-6)
@@ -578,8 +619,9 @@ def test_shape_of_reduction(fn, reduction, generator):
     out = fn(pred.reshape(2, 3, 4), target.reshape(2, 3, 4), reduction=reduction)
     unreduced = fn(pred, target, reduction="none")
     assert out.shape == ((2, 3) if reduction == "none" else ())
-    expected = {"none": unreduced.reshape(2, 3), "mean": unreduced.mean(),
-                "sum": unreduced.sum()}[reduction]
+    expected = {"none": unreduced.reshape(2, 3), "mean": unreduced.mean(), "sum": unreduced.sum()}[
+        reduction
+    ]
     torch.testing.assert_close(out, expected, **TOL64)
 
 
@@ -587,13 +629,17 @@ def test_shape_of_reduction(fn, reduction, generator):
 @pytest.mark.parametrize("fn", BOX_LOSSES)
 def test_box_format_equals_loss_on_converted_boxes(fn, box_format, generator):
     pred, target = _mixed_pairs(generator)
-    converted = (tvops.box_convert(pred, "xyxy", box_format),
-                 tvops.box_convert(target, "xyxy", box_format))
+    converted = (
+        tvops.box_convert(pred, "xyxy", box_format),
+        tvops.box_convert(target, "xyxy", box_format),
+    )
     out, grad = _value_and_grad(fn, *converted, box_format=box_format, reduction="none")
     expected, expected_grad = _value_and_grad(
-        lambda p, t, **kw: fn(tvops.box_convert(p, box_format, "xyxy"),
-                              tvops.box_convert(t, box_format, "xyxy"), **kw),
-        *converted, reduction="none",
+        lambda p, t, **kw: fn(
+            tvops.box_convert(p, box_format, "xyxy"), tvops.box_convert(t, box_format, "xyxy"), **kw
+        ),
+        *converted,
+        reduction="none",
     )
     torch.testing.assert_close(out, expected, **TOL64)
     torch.testing.assert_close(grad, expected_grad, **TOL64)
@@ -667,6 +713,23 @@ def test_compiles_with_fullgraph(config, generator):
     torch.testing.assert_close(grad, expected_grad)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")),
+    reason="inductor needs a C++ compiler on the CPU",
+)
+def test_compiles_with_inductor(generator):
+    """The whole pipeline once (about 7 s on 2 cores), on the most intricate loss: CIoU's
+    atan2 with its double where, and alpha computed under no_grad."""
+    torch._dynamo.reset()
+    compiled = torch.compile(ciou_loss, fullgraph=True)
+    pred, target = (x.float() for x in _mixed_pairs(generator))
+    out, grad = _value_and_grad(compiled, pred, target)
+    expected, expected_grad = _value_and_grad(ciou_loss, pred, target)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("config", CONFIG_IDS)
 def test_captures_in_a_cuda_graph(config, generator):
@@ -693,15 +756,22 @@ def test_captures_in_a_cuda_graph(config, generator):
 
 @pytest.mark.parametrize(
     "config",
-    ["iou_loss-linear", "iou_loss-log", "giou_loss", "diou_loss", "eiou_loss",
-     "alpha_iou_loss-giou-alpha3", "alpha_iou_loss-diou-alpha0.5", "riou_loss-beta0.5"],
+    [
+        "iou_loss-linear",
+        "iou_loss-log",
+        "giou_loss",
+        "diou_loss",
+        "eiou_loss",
+        "alpha_iou_loss-giou-alpha3",
+        "alpha_iou_loss-diou-alpha0.5",
+        "riou_loss-beta0.5",
+    ],
 )
 def test_gradcheck(config, generator):
     pred, target = _mixed_pairs(generator)
     pred = pred[:12].clone().requires_grad_(True)  # overlapping, nearly identical, contained
     fn = CONFIG_FNS[config]
-    assert gradcheck(lambda p: fn(p, target[:12], reduction="none"), (pred,), eps=1e-6,
-                     atol=1e-5)
+    assert gradcheck(lambda p: fn(p, target[:12], reduction="none"), (pred,), eps=1e-6, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- validation
@@ -715,15 +785,20 @@ def test_invalid_pred_shape():
 def test_invalid_target_shape():
     with pytest.raises(ValueError, match=r"target must have shape \(\.\.\., 4\), got \(\)"):
         diou_loss(torch.zeros(4), torch.tensor(1.0))
-    with pytest.raises(ValueError, match=r"target must have the same shape as pred \(8, 4\), "
-                                         r"got \(2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"target must have the same shape as pred \(8, 4\), "
+        r"got \(2, 4\)",
+    ):
         ciou_loss(torch.zeros(8, 4), torch.zeros(2, 4))
 
 
 def test_invalid_dtype():
-    with pytest.raises(TypeError, match="pred must be a floating-point tensor.*got dtype torch.int64"):
+    with pytest.raises(
+        TypeError, match=r"pred must be a floating-point tensor.*got dtype torch\.int64"
+    ):
         iou_loss(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4))
-    with pytest.raises(TypeError, match="target must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"target must be a torch\.Tensor, got list"):
         iou_loss(torch.zeros(1, 4), [[0, 0, 1, 1]])
 
 
@@ -735,20 +810,28 @@ def test_invalid_devices():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda b: iou_loss(b, b, box_format="xyxz"),
-         "box_format must be one of 'xyxy', 'xywh' or 'cxcywh', got 'xyxz'"),
-        (lambda b: giou_loss(b, b, reduction="avg"),
-         "reduction must be one of 'none', 'mean' or 'sum', got 'avg'"),
+        (
+            lambda b: iou_loss(b, b, box_format="xyxz"),
+            "box_format must be one of 'xyxy', 'xywh' or 'cxcywh', got 'xyxz'",
+        ),
+        (
+            lambda b: giou_loss(b, b, reduction="avg"),
+            "reduction must be one of 'none', 'mean' or 'sum', got 'avg'",
+        ),
         (lambda b: iou_loss(b, b, mode="square"), "mode must be 'linear' or 'log', got 'square'"),
-        (lambda b: alpha_iou_loss(b, b, variant="eiou"),
-         "variant must be one of 'iou', 'giou', 'diou' or 'ciou', got 'eiou'"),
+        (
+            lambda b: alpha_iou_loss(b, b, variant="eiou"),
+            "variant must be one of 'iou', 'giou', 'diou' or 'ciou', got 'eiou'",
+        ),
         (lambda b: alpha_iou_loss(b, b, alpha=0.0), "alpha must be > 0.0, got 0.0"),
         (lambda b: riou_loss(b, b, beta=1.0), "beta must be < 1, got 1.0"),
         (lambda b: riou_loss(b, b, beta=1.5), "beta must be <= 1.0, got 1.5"),
         (lambda b: focal_eiou_loss(b, b, gamma=-1.0), "gamma must be >= 0.0, got -1.0"),
         (lambda b: diou_loss(b, b, eps=-1e-7), "eps must be >= 0.0, got -1e-07"),
-        (lambda b: box_convert(b, "xyxy", "yxyx"),
-         "out_fmt must be one of 'xyxy', 'xywh' or 'cxcywh', got 'yxyx'"),
+        (
+            lambda b: box_convert(b, "xyxy", "yxyx"),
+            "out_fmt must be one of 'xyxy', 'xywh' or 'cxcywh', got 'yxyx'",
+        ),
         (lambda b: box_iou(b[0], b), r"boxes1 must have shape \(N, 4\), got \(4,\)"),
     ],
 )
@@ -760,15 +843,21 @@ def test_invalid_arguments(call, message):
 def test_validate_rejects_x2_less_than_x1():
     pred = torch.tensor([[0.0, 0.0, 1.0, 1.0], [5.0, 0.0, 2.0, 1.0]])
     giou_loss(pred, pred.flip(0))  # no value check by default: no GPU sync
-    with pytest.raises(ValueError, match=r"pred must have x2 >= x1 and y2 >= y1, got a box of "
-                                         r"width -3 and height 1 at index \(1,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"pred must have x2 >= x1 and y2 >= y1, got a box of "
+        r"width -3 and height 1 at index \(1,\)",
+    ):
         giou_loss(pred, pred.flip(0).abs(), validate=True)
 
 
 def test_validate_names_the_box_format():
     boxes = torch.tensor([[5.0, 5.0, -2.0, 4.0]])
-    with pytest.raises(ValueError, match=r"target must have x2 >= x1 and y2 >= y1 "
-                                         r"\(box_format='cxcywh'\), got a box of width -2"):
+    with pytest.raises(
+        ValueError,
+        match=r"target must have x2 >= x1 and y2 >= y1 "
+        r"\(box_format='cxcywh'\), got a box of width -2",
+    ):
         ciou_loss(boxes.abs(), boxes, box_format="cxcywh", validate=True)
 
 
@@ -859,8 +948,9 @@ def test_diou_nms_returns_indices_sorted_by_decreasing_score(generator):
 def test_diou_nms_box_format_and_empty_input(generator):
     boxes, scores = _crowd(generator)
     cxcywh = tvops.box_convert(boxes, "xyxy", "cxcywh")
-    assert torch.equal(diou_nms(cxcywh, scores, 0.5, box_format="cxcywh"),
-                       diou_nms(boxes, scores, 0.5))
+    assert torch.equal(
+        diou_nms(cxcywh, scores, 0.5, box_format="cxcywh"), diou_nms(boxes, scores, 0.5)
+    )
     empty = diou_nms(torch.zeros(0, 4), torch.zeros(0))
     assert empty.shape == (0,) and empty.dtype == torch.int64
 
@@ -891,7 +981,7 @@ NAMED_MISTAKES = [
     ("diou_loss", "diou_distance_not_squared", "*squared* distance"),
     ("diou_loss", "diou_target_diagonal", "not of the target box"),
     ("ciou_loss", "ciou_without_four_over_pi2", "4/π²"),
-    ("box_iou", "box_iou", "Clamp the intersection"),
+    ("box_iou", "box_iou_no_clamp", "Clamp the intersection"),
 ]
 
 
@@ -904,21 +994,24 @@ def test_typical_mistake_is_rejected_with_its_hint(name, mistake, hint):
     assert hint in str(error.value)
 
 
-def test_ciou_alpha_not_detached_is_rejected_on_the_gradient():
-    (mistake,) = [m for m in CATALOGUE["ciou_loss"].mistakes
-                  if m.fn.__name__ == "ciou_alpha_not_detached"]
+def test_ciou_alpha_not_detached_is_rejected_on_the_gradient_with_its_hint():
+    (mistake,) = [
+        m for m in CATALOGUE["ciou_loss"].mistakes if m.fn.__name__ == "ciou_alpha_not_detached"
+    ]
     result = check_loss(mistake.fn, "ciou_loss", check_meta=False)
     assert not result.ok
     assert "the values match, but the gradients with respect to pred differ" in result.message()
-    assert "a weight the method treats as a constant" in result.message()
+    assert mistake.hint in result.message()
 
 
 def test_every_mistake_is_wrong_on_some_case():
     """Cheaper than the harness (tests/test_catalogue.py runs it on every mistake)."""
     for name in BOX_NAMES:
         for mistake in CATALOGUE[name].mistakes:
-            assert not check_loss(mistake.fn, name, check_meta=False,
-                                  dtypes=[F64]).ok, (name, mistake.fn.__name__)
+            assert not check_loss(mistake.fn, name, check_meta=False, dtypes=[F64]).ok, (
+                name,
+                mistake.fn.__name__,
+            )
 
 
 # Correct alternative formulations, from centres and sizes: the harness must accept them.
@@ -945,8 +1038,17 @@ def _centre_terms(pred, target, box_format, eps):
     inter = inter_w * inter_h
     union = w * h + gw * gh - inter
     return types.SimpleNamespace(
-        iou=inter / (union + eps), union=union, hull_w=hull_w, hull_h=hull_h,
-        rho2=dx**2 + dy**2, c2=hull_w**2 + hull_h**2, w=w, h=h, gw=gw, gh=gh,
+        iou=inter / (union + eps),
+        inter=inter,
+        union=union,
+        hull_w=hull_w,
+        hull_h=hull_h,
+        rho2=dx**2 + dy**2,
+        c2=hull_w**2 + hull_h**2,
+        w=w,
+        h=h,
+        gw=gw,
+        gh=gh,
     )
 
 
@@ -968,8 +1070,13 @@ def _alternative(elementwise):
 
 
 def _alt_eiou(t, eps):
-    return (1 - t.iou + t.rho2 / (t.c2 + eps) + (t.w - t.gw) ** 2 / (t.hull_w**2 + eps)
-            + (t.h - t.gh) ** 2 / (t.hull_h**2 + eps))
+    return (
+        1
+        - t.iou
+        + t.rho2 / (t.c2 + eps)
+        + (t.w - t.gw) ** 2 / (t.hull_w**2 + eps)
+        + (t.h - t.gh) ** 2 / (t.hull_h**2 + eps)
+    )
 
 
 def _alt_ciou(t, eps):
@@ -999,16 +1106,22 @@ def _alt_alpha_iou(t, eps, alpha=3.0, variant="iou"):
     return loss
 
 
+def _safe_ratio(num, den):
+    nonzero = den != 0
+    return torch.where(nonzero, num / torch.where(nonzero, den, 1.0), 0.0)
+
+
 def _alt_pairwise(giou):
     def pairwise(boxes1, boxes2):
-        t = _centre_terms(boxes1[:, None, :].expand(-1, boxes2.shape[0], -1),
-                          boxes2[None, :, :].expand(boxes1.shape[0], -1, -1), "xyxy", 0.0)
-        iou = torch.where(t.union != 0, t.iou.nan_to_num(0.0), 0.0)
+        n, m = boxes1.shape[0], boxes2.shape[0]
+        t = _centre_terms(
+            boxes1[:, None, :].expand(n, m, 4), boxes2[None, :, :].expand(n, m, 4), "xyxy", 0.0
+        )
+        iou = _safe_ratio(t.inter, t.union)
         if not giou:
             return iou
         area_c = t.hull_w * t.hull_h
-        safe = torch.where(area_c != 0, area_c, 1.0)
-        return iou - torch.where(area_c != 0, (area_c - t.union) / safe, 0.0)
+        return iou - _safe_ratio(area_c - t.union, area_c)
 
     return pairwise
 
@@ -1018,19 +1131,28 @@ ALTERNATIVES = {
     "box_area": lambda boxes: tvops.box_area(boxes),
     "box_iou": _alt_pairwise(giou=False),
     "generalized_box_iou": _alt_pairwise(giou=True),
-    "iou_loss": _alternative(lambda t, eps, mode="linear": 1 - t.iou if mode == "linear"
-                             else -torch.log(torch.maximum(t.iou, torch.full_like(t.iou, eps)))),
-    "giou_loss": _alternative(lambda t, eps: 1 - t.iou + (t.hull_w * t.hull_h - t.union)
-                              / (t.hull_w * t.hull_h + eps)),
+    "iou_loss": _alternative(
+        lambda t, eps, mode="linear": (
+            1 - t.iou
+            if mode == "linear"
+            else -torch.log(torch.maximum(t.iou, torch.full_like(t.iou, eps)))
+        )
+    ),
+    "giou_loss": _alternative(
+        lambda t, eps: 1 - t.iou + (t.hull_w * t.hull_h - t.union) / (t.hull_w * t.hull_h + eps)
+    ),
     "diou_loss": _alternative(lambda t, eps: 1 - t.iou + t.rho2 / (t.c2 + eps)),
     "ciou_loss": _alternative(_alt_ciou),
     "eiou_loss": _alternative(_alt_eiou),
     "focal_eiou_loss": _alternative(
-        lambda t, eps, gamma=0.5: t.iou.detach().clamp(min=0) ** gamma * _alt_eiou(t, eps)),
+        lambda t, eps, gamma=0.5: t.iou.detach().clamp(min=0) ** gamma * _alt_eiou(t, eps)
+    ),
     "alpha_iou_loss": _alternative(_alt_alpha_iou),
     "riou_loss": _alternative(
-        lambda t, eps, beta=0.95: torch.where(t.iou < beta, 1 - t.iou**2 / beta,
-                                              (1 - t.iou) ** 2 / (1 - beta))),
+        lambda t, eps, beta=0.95: torch.where(
+            t.iou < beta, 1 - t.iou**2 / beta, (1 - t.iou) ** 2 / (1 - beta)
+        )
+    ),
 }
 
 

@@ -111,7 +111,7 @@ def _near_uniform(generator: torch.Generator, dtype: torch.dtype):
 
 
 def _tiny_q(generator: torch.Generator, dtype: torch.dtype):
-    p = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], dtype=dtype)
+    p = torch.tensor([[0.5, 0.4, 0.1], [0.2, 0.3, 0.5]], dtype=dtype)  # no zeros: compare grads
     q = torch.tensor([[0.999, 1e-30, 0.001], [0.3, 0.3, 0.4]], dtype=dtype)
     return (p, q), {"reduction": "none"}
 
