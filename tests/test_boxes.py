@@ -211,7 +211,7 @@ def _geometry(p, t):
 
 
 def _ciou_weight(g):
-    """CIoU's alpha = v / ((1 - IoU) + v) (Zheng et al., eq. 11)."""
+    """CIoU's alpha = v / ((1 - IoU) + v) (Zheng et al.)."""
     return g.v / ((1 - g.iou) + g.v)
 
 
@@ -224,16 +224,16 @@ def _bf_iou_log(g):
 
 
 def _bf_giou(g):
-    return 1 - g.iou + (g.area_c - g.union) / g.area_c  # Rezatofighi et al., Alg. 2
+    return 1 - g.iou + (g.area_c - g.union) / g.area_c  # Rezatofighi et al. (GIoU)
 
 
 def _bf_diou(g):
-    return 1 - g.iou + g.rho2 / g.c2  # Zheng et al., eq. 6
+    return 1 - g.iou + g.rho2 / g.c2  # Zheng et al. (DIoU)
 
 
 def _bf_ciou(g, weight=None):
     alpha = _ciou_weight(g) if weight is None else weight
-    return 1 - g.iou + g.rho2 / g.c2 + alpha * g.v  # Zheng et al., eq. 9
+    return 1 - g.iou + g.rho2 / g.c2 + alpha * g.v  # Zheng et al. (CIoU)
 
 
 def _bf_eiou(g):
@@ -246,7 +246,7 @@ def _bf_focal_eiou(g, gamma, weight=None):
 
 
 def _bf_alpha_iou(g, alpha, variant, weight=None):
-    """He et al., eq. 4-7: the power on the IoU and on each penalty term."""
+    """He et al. (alpha-IoU): the power on the IoU and on each penalty term."""
     loss = 1 - g.iou**alpha
     if variant == "giou":
         # max(0, .): the exact penalty is >= 0; rounding must not make a complex power.

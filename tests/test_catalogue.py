@@ -2,7 +2,7 @@
 
 For every loss in the catalogue:
 - the reference itself (a renamed copy, so that the delegation guard lets it
-  through) passes all of its own cases, on every device, in under a second;
+  through) passes all of its own cases, on every device;
 - every case gives a finite value and, where gradients are checked, finite
   gradients, also on ``meta`` tensors;
 - every catalogued mistake is rejected, with its hint where the values differ.
@@ -11,7 +11,6 @@ For every loss in the catalogue:
 from __future__ import annotations
 
 import inspect
-import time
 import types
 
 import pytest
@@ -63,15 +62,11 @@ def test_each_loss_has_edge_cases_and_three_mistakes(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_reference_passes_its_own_catalogue_quickly(name):
-    reference = _copy(getattr(cvloss_ref, name))
-    check_loss(reference, name)  # warm-up
-    start = time.perf_counter()
-    result = check_loss(reference, name)
-    elapsed = time.perf_counter() - start
+def test_reference_passes_its_own_catalogue(name):
+    # How long a check takes is measured by benchmarks/harness_speed.py, not asserted.
+    result = check_loss(_copy(getattr(cvloss_ref, name)), name)
     assert result.ok, result.message()
     assert not result.skipped
-    assert elapsed < 1.0, f"{name}: the harness took {elapsed:.2f} s"
 
 
 @pytest.mark.parametrize("name", NAMES)
