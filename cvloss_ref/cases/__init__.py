@@ -4,4 +4,13 @@ Importing this package registers every family's :class:`~cvloss_ref._catalogue.L
 in :data:`cvloss_ref._catalogue.CATALOGUE`.
 """
 
-from . import boxes, classification, information, regression  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    adversarial,
+    boxes,
+    classification,
+    dense,
+    information,
+    metric,
+    regression,
+    synthesis,
+)
