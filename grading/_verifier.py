@@ -1,0 +1,178 @@
+"""Evaluate a student's functions on inputs sent by the grader (run inside the sandbox).
+
+This script imports only torch and the standard library; the sandbox it runs in cannot
+see ``cvloss_ref``.  It speaks a tiny protocol on its stdin/stdout (the student's
+prints go to stderr): each message is an 8-byte big-endian length and a ``torch.save``
+payload of plain containers and tensors.
+
+* ``{"op": "load", "chunks": [source, ...]}``: execute the instructor's support code
+  and the student's solution cells, each on its own (an error in one is reported);
+* ``{"op": "call", "function", "args", "kwargs", "grad", "forbid"}``: call a function;
+  the inputs at positions ``grad`` require gradients; the reply holds the output
+  (detached), whether it requires grad and a handle for ``backward``;
+* ``{"op": "backward", "handle", "cotangent"}``: gradients of the output with respect to
+  the differentiated inputs.
+
+Nothing computed here is trusted: the grader compares the outputs and gradients with the
+reference in its own process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import sys
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+_MAGIC = re.compile(r"^\s*[%!]")
+
+
+def _canonical(name: str) -> str:
+    name = name.strip("_")
+    return name[len("special_") :] if name.startswith("special_") else name
+
+
+class _Forbid(TorchFunctionMode):
+    def __init__(self, names):
+        super().__init__()
+        self.names = {_canonical(n.rsplit(".", 1)[-1]): n for n in names}
+        self.hits: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = self.names.get(_canonical(getattr(func, "__name__", "")))
+        if name is not None and name not in self.hits:
+            self.hits.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _describe(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(error).__name__}: {first[:300]}"
+
+
+def main() -> None:
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # the student's prints go to the log, never into the protocol
+    sys.stdout = sys.stderr
+    torch.set_num_threads(1)
+
+    def read_exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = proto_in.read(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def receive():
+        (size,) = struct.unpack(">Q", read_exactly(8))
+        return torch.load(io.BytesIO(read_exactly(size)), weights_only=True)
+
+    def send(obj) -> None:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data = buffer.getvalue()
+        proto_out.write(struct.pack(">Q", len(data)) + data)
+        proto_out.flush()
+
+    namespace: dict = {"__name__": "__student__"}
+    graphs: dict = {}
+    counter = 0
+    while True:
+        try:
+            message = receive()
+        except EOFError:
+            return
+        op = message.get("op")
+        if op == "load":
+            errors = []
+            for chunk in message["chunks"]:
+                code = "\n".join("" if _MAGIC.match(line) else line for line in chunk.splitlines())
+                try:
+                    exec(compile(code, "<solution cell>", "exec"), namespace)
+                except BaseException as error:  # SystemExit too
+                    errors.append(_describe(error))
+            send({"ok": True, "errors": errors})
+        elif op == "call":
+            graphs.clear()
+            fn = namespace.get(message["function"])
+            if not callable(fn):
+                send({"ok": False, "error": f"NameError: {message['function']} is not defined"})
+                continue
+            args = list(message["args"])
+            for i in message["grad"]:
+                args[i] = args[i].detach().requires_grad_(True)
+            originals = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+            guard = _Forbid(message.get("forbid", []))
+            try:
+                with guard:
+                    out = fn(*args, **message["kwargs"])
+            except BaseException as error:
+                send({"ok": False, "error": _describe(error)})
+                continue
+            if guard.hits:
+                send(
+                    {
+                        "ok": False,
+                        "error": "ForbiddenCall: your function calls "
+                        + " and ".join(guard.hits)
+                        + ", which this exercise does not allow",
+                    }
+                )
+                continue
+            changed = any(
+                o is not None and o.device.type != "meta" and not torch.equal(o, a.detach())
+                for o, a in zip(originals, args)
+            )
+            if changed:
+                send({"ok": False, "error": "InPlace: your function changed one of its inputs"})
+                continue
+            if isinstance(out, torch.Tensor):
+                counter += 1
+                graphs[counter] = (out, [args[i] for i in message["grad"]])
+                send(
+                    {
+                        "ok": True,
+                        "kind": "tensor",
+                        "value": out.detach().clone(),
+                        "requires_grad": bool(out.requires_grad),
+                        "handle": counter,
+                    }
+                )
+            elif isinstance(out, (int, float, bool)):
+                send({"ok": True, "kind": "number", "value": float(out)})
+            else:
+                send({"ok": True, "kind": "other", "type": type(out).__name__[:60]})
+        elif op == "backward":
+            entry = graphs.get(message["handle"])
+            if entry is None:
+                send({"ok": False, "error": "no such output"})
+                continue
+            out, leaves = entry
+            try:
+                grads = torch.autograd.grad(
+                    out, leaves, message["cotangent"].to(out.dtype), allow_unused=True
+                )
+                grads = [
+                    torch.zeros_like(leaf) if g is None else g.detach()
+                    for leaf, g in zip(leaves, grads)
+                ]
+            except BaseException as error:
+                send({"ok": False, "error": _describe(error)})
+                continue
+            send({"ok": True, "grads": grads})
+        else:
+            return
+
+
+if __name__ == "__main__":
+    main()

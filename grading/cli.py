@@ -1,0 +1,208 @@
+"""``python -m grading``: the instructor's commands (run from the repository root).
+
+release [ASSIGNMENT ...]      regenerate exercises/ from solutions/
+check                         fail when exercises/ is stale or a source breaks conventions
+autograde ASSIGNMENT          grade grading/submitted/*/ASSIGNMENT/ in sandboxes, in parallel
+feedback ASSIGNMENT           write HTML feedback to grading/feedback/
+collect ASSIGNMENT SOURCE     import a zip or folder of LMS downloads into grading/submitted/
+export [--output grades.csv]  every submission's score as CSV
+report ASSIGNMENT             list the flagged submissions
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+from .course import AUTOGRADED_DIR, ROOT, existing_assignments
+
+
+def _assignment(name: str) -> str:
+    if name not in existing_assignments():
+        known = ", ".join(existing_assignments())
+        raise argparse.ArgumentTypeError(f"unknown assignment {name!r} (known: {known})")
+    return name
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grading",
+        description="Release, grade and report the course's nbgrader assignments.",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="gradebook SQLAlchemy URL (default: sqlite:///grading/gradebook.db, or "
+        "$CVLOSS_GRADEBOOK_URL)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("release", help="regenerate exercises/ from solutions/")
+    p.add_argument("assignments", nargs="*", type=_assignment, metavar="ASSIGNMENT")
+
+    sub.add_parser("check", help="fail when exercises/ is out of date or a source is malformed")
+
+    p = sub.add_parser("autograde", help="grade every submission of an assignment")
+    p.add_argument("assignment", type=_assignment)
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        help="parallel submissions (default: the number of CPUs)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit per notebook cell and per function call (default 60)",
+    )
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code without bubblewrap (trusted code only)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("feedback", help="write per-student HTML feedback")
+    p.add_argument("assignment", type=_assignment)
+
+    p = sub.add_parser(
+        "collect", help="import LMS downloads (zip or folder) into grading/submitted/"
+    )
+    p.add_argument("assignment", type=_assignment)
+    p.add_argument("source", type=Path, metavar="ARCHIVE_OR_DIR")
+
+    p = sub.add_parser("export", help="write every submission's score as CSV")
+    p.add_argument("--output", "-o", type=Path, default=Path("grades.csv"))
+
+    p = sub.add_parser("report", help="list flagged submissions of an assignment")
+    p.add_argument("assignment", type=_assignment)
+    return parser
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository root when it lies inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _results(assignment: str) -> list[dict]:
+    found = []
+    if AUTOGRADED_DIR.is_dir():
+        for path in sorted(AUTOGRADED_DIR.glob(f"*/{assignment}/results.json")):
+            found.append(json.loads(path.read_text(encoding="utf-8")))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.db:
+        os.environ["CVLOSS_GRADEBOOK_URL"] = args.db
+    if args.command == "release":
+        from .release import release
+
+        for path in release(args.assignments or None):
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.command == "check":
+        from .release import check
+
+        problems = check()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            return _fail(f"{len(problems)} problem(s) in solutions/ or exercises/")
+        print("exercises/ is up to date and the source notebooks follow the conventions")
+        return 0
+    if args.command == "autograde":
+        from .autograde import Options, autograde, table
+        from .sandbox import SandboxUnavailable, require_sandbox
+
+        try:
+            require_sandbox(args.unsafe_no_sandbox)
+        except SandboxUnavailable as error:
+            return _fail(str(error))
+        if args.jobs is not None and args.jobs < 1:
+            return _fail("--jobs must be at least 1")
+        options = Options(timeout=args.timeout, unsafe=args.unsafe_no_sandbox)
+        results = autograde(
+            args.assignment,
+            jobs=args.jobs,
+            options=options,
+            progress=not args.no_progress,
+            students=args.student,
+        )
+        if not results:
+            return _fail(f"no submissions in grading/submitted/*/{args.assignment}/")
+        print(table(results))
+        return 0
+    if args.command == "feedback":
+        from .feedback import feedback
+
+        pages = feedback(args.assignment)
+        for page in pages:
+            print(f"wrote {_shown(page)}")
+        return 0 if pages else _fail(f"nothing autograded for {args.assignment} yet")
+    if args.command == "collect":
+        from .collect import collect
+
+        if not args.source.exists():
+            return _fail(f"{args.source} does not exist")
+        try:
+            imported = collect(args.assignment, args.source)
+        except Exception as error:  # a corrupt archive
+            return _fail(f"cannot read {args.source}: {error}")
+        for student, files in imported.items():
+            print(f"{student}: {', '.join(files)}")
+        return 0 if imported else _fail(f"no submissions found in {args.source}")
+    if args.command == "export":
+        from .gradebook import scores
+
+        rows = scores()
+        flags = {}
+        for assignment in existing_assignments():
+            for r in _results(assignment):
+                notes = ([r["reason"]] if r.get("reason") else []) + r.get("flags", [])
+                flags[(r["student"], assignment)] = "; ".join(notes)
+        with open(args.output, "w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(["student", "assignment", "score", "max_score", "flags"])
+            for row in rows:
+                writer.writerow(
+                    [
+                        row["student"],
+                        row["assignment"],
+                        f"{row['score']:g}",
+                        f"{row['max_score']:g}",
+                        flags.get((row["student"], row["assignment"]), ""),
+                    ]
+                )
+        print(f"wrote {args.output} ({len(rows)} submissions)")
+        return 0
+    if args.command == "report":
+        flagged = [r for r in _results(args.assignment) if r.get("flags") or r.get("reason")]
+        if not flagged:
+            print(f"no flagged submissions for {args.assignment}")
+            return 0
+        for r in flagged:
+            print(f"{r['student']}: {r['score']:g}/{r['max_score']:g}")
+            if r.get("reason"):
+                print(f"  not graded: {r['reason']}")
+            for flag in r.get("flags", []):
+                print(f"  {flag}")
+        return 0
+    return _fail(f"unknown command {args.command}")

@@ -1,0 +1,100 @@
+"""Build submissions from the released notebooks: the bundled demo and the test fixtures.
+
+``python -m grading.demo`` rewrites ``grading/demo/`` (copied into grading/submitted/ by
+``make grade-demo``): an honest student, one with a typical mistake, one who tampers
+with the tests, and one whose file is not a notebook.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from .course import DEMO_DIR, SOURCE_DIR
+from .notebooks import nbgrader_meta
+from .release import render, student_version
+
+
+def submission(assignment: str, replace: dict[str, str] | None = None, notebook: str | None = None):
+    """The released notebook with every solution filled in (honest), except ``replace``."""
+    path = next((SOURCE_DIR / assignment).glob(f"{notebook or '*'}.ipynb"))
+    source = nbformat.read(str(path), as_version=4)
+    answers = {
+        nbgrader_meta(c)["grade_id"]: c.source
+        for c in source.cells
+        if nbgrader_meta(c).get("solution")
+    }
+    answers.update(replace or {})
+    nb = student_version(source)
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in answers and nbgrader_meta(cell).get("solution"):
+            cell.source = answers[grade_id]
+    return path.name, render(nb)
+
+
+LOG_OF_SOFTMAX = '''
+def cross_entropy(
+    logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"
+):
+    """Softmax cross-entropy, written the textbook way: log(softmax(x))."""
+    class_dim = 0 if logits.dim() == 1 else 1
+    num_classes = logits.shape[class_dim]
+    log_probs = torch.log(torch.softmax(logits, class_dim))
+    shape = [1] * logits.dim()
+    shape[class_dim] = num_classes
+    w = torch.ones(shape, dtype=logits.dtype) if weight is None else weight.view(shape)
+    eps = label_smoothing
+    if target.is_floating_point():
+        soft = target * (1 - eps) + eps / num_classes
+        return reduce_loss(-(w * soft * log_probs).sum(class_dim), reduction)
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target))
+    index_shape = [1] * (safe.dim() + 1)
+    index_shape[class_dim] = num_classes
+    classes = torch.arange(num_classes, device=logits.device).view(index_shape)
+    onehot = (safe.unsqueeze(class_dim) == classes).to(logits.dtype)
+    keep = valid.to(logits.dtype)
+    loss = -(w * ((1 - eps) * onehot + eps / num_classes) * log_probs).sum(class_dim) * keep
+    if reduction != "mean":
+        return reduce_loss(loss, reduction)
+    return loss.sum() / ((w * onehot).sum(class_dim) * keep).sum()
+'''
+
+TAMPER_HARNESS = '''
+import cvloss_ref.testing
+
+cvloss_ref.testing.assert_loss_matches = lambda *args, **kwargs: None  # every test "passes"
+assert_loss_matches = cvloss_ref.testing.assert_loss_matches
+get_ipython().user_ns["assert_loss_matches"] = assert_loss_matches
+
+
+def hinge_loss(scores, target, margin=1.0, reduction="mean"):
+    """Wrong on purpose: no margin."""
+    return reduce_loss(torch.clamp(-target * scores, min=0), reduction)
+'''
+
+
+def build_demo() -> None:
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    assignment = "a02_classification"
+    students = {
+        "alice": {},
+        "bob": {"cross_entropy": LOG_OF_SOFTMAX},
+        "carol": {"hinge_loss": TAMPER_HARNESS},
+    }
+    for student, replace in students.items():
+        name, text = submission(assignment, replace)
+        folder = DEMO_DIR / student / assignment
+        folder.mkdir(parents=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    # dave's "notebook" is an image: `make grade-demo` writes it (ruff would refuse to lint
+    # a broken .ipynb kept in the repository).
+
+
+if __name__ == "__main__":
+    build_demo()
+    print(f"wrote {Path(DEMO_DIR)}")

@@ -1,0 +1,264 @@
+"""Reading the instructor notebooks: cells, tests and what each test checks.
+
+A test cell calls ``assert_loss_matches(<function>, "<reference>", forbid=[...],
+cases=[...], seed=..., **params)`` once or more.  The grader parses these calls (from
+the *source* notebook, which is trusted) to know which student function each test cell
+checks and with which parameters, so that it can repeat the check outside the
+student's kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .course import SOURCE_DIR
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+_GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ``assert_loss_matches`` call of a test cell."""
+
+    function: str
+    reference: str
+    forbid: tuple[str, ...] = ()  # dotted names, e.g. "F.cross_entropy"
+    cases: tuple[str, ...] | None = None
+    hidden: bool = False
+    params: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass
+class TestCell:
+    grade_id: str
+    points: float
+    description: str
+    checks: list[Check]
+    hidden: bool
+
+    @property
+    def functions(self) -> list[str]:
+        return sorted({c.function for c in self.checks})
+
+
+@dataclass
+class SourceNotebook:
+    """An instructor notebook: its cells, solution cells and test cells."""
+
+    assignment: str
+    name: str  # file name without .ipynb
+    path: Path
+    nb: nbformat.NotebookNode
+    solution_ids: list[str] = field(default_factory=list)
+    tests: list[TestCell] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)  # defined in solution cells, in order
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.points for t in self.tests)
+
+
+def nbgrader_meta(cell) -> dict:
+    return dict(cell.get("metadata", {}).get("nbgrader", {}) or {})
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _hidden_lines(source: str) -> set[int]:
+    """1-based line numbers inside a hidden-tests region."""
+    inside, lines = False, set()
+    for number, line in enumerate(source.splitlines(), 1):
+        if BEGIN_HIDDEN in line:
+            inside = True
+        elif END_HIDDEN in line:
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines
+
+
+def parse_checks(source: str) -> list[Check]:
+    """The ``assert_loss_matches`` calls of a test cell's source (ValueError if malformed)."""
+    tree = ast.parse(source)
+    hidden_lines = _hidden_lines(source)
+    checks = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _dotted(node.func) == "assert_loss_matches"):
+            continue
+        if len(node.args) != 2 or not isinstance(node.args[0], ast.Name):
+            raise ValueError("assert_loss_matches must be called as (function, 'name', ...)")
+        reference = node.args[1]
+        if not (isinstance(reference, ast.Constant) and isinstance(reference.value, str)):
+            raise ValueError("the reference name must be a string literal")
+        forbid: tuple[str, ...] = ()
+        cases = None
+        params = []
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise ValueError("assert_loss_matches(**kwargs) cannot be parsed")
+            if keyword.arg == "forbid":
+                if not isinstance(keyword.value, (ast.List, ast.Tuple)):
+                    raise ValueError("forbid must be a list literal")
+                names = [_dotted(element) for element in keyword.value.elts]
+                if None in names:
+                    raise ValueError("forbid must list names such as F.cross_entropy")
+                forbid = tuple(names)  # type: ignore[arg-type]
+            elif keyword.arg == "cases":
+                cases = tuple(ast.literal_eval(keyword.value))
+            elif keyword.arg == "seed":
+                continue  # the grader draws its own seeds
+            else:
+                params.append((keyword.arg, ast.literal_eval(keyword.value)))
+        checks.append(
+            Check(
+                function=node.args[0].id,
+                reference=reference.value,
+                forbid=forbid,
+                cases=cases,
+                hidden=node.lineno in hidden_lines,
+                params=tuple(params),
+            )
+        )
+    return checks
+
+
+def _docstring(source: str) -> str:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    doc = ast.get_docstring(tree) if tree.body else None
+    return (doc or "").strip().splitlines()[0] if doc else ""
+
+
+def _defined_functions(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+
+
+def load_source(path: Path, assignment: str | None = None) -> SourceNotebook:
+    nb = nbformat.read(str(path), as_version=4)
+    source = SourceNotebook(
+        assignment=assignment or path.parent.name, name=path.stem, path=path, nb=nb
+    )
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        if meta.get("solution") and cell.cell_type == "code":
+            source.solution_ids.append(meta["grade_id"])
+            source.functions.extend(_defined_functions(cell.source))
+        if meta.get("grade") and cell.cell_type == "code":
+            checks = parse_checks(cell.source)
+            source.tests.append(
+                TestCell(
+                    grade_id=meta["grade_id"],
+                    points=float(meta.get("points", 0)),
+                    description=_docstring(cell.source),
+                    checks=checks,
+                    hidden=BEGIN_HIDDEN in cell.source,
+                )
+            )
+    return source
+
+
+def source_notebooks(assignment: str) -> list[SourceNotebook]:
+    folder = SOURCE_DIR / assignment
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no assignment {assignment!r}: {folder} does not exist")
+    return [load_source(path, assignment) for path in sorted(folder.glob("*.ipynb"))]
+
+
+def support_code(source: SourceNotebook) -> str:
+    """The instructor's locked code cells that solutions may rely on (imports, helpers).
+
+    Cells that mention ``cvloss_ref`` (the harness) and test cells are left out: the
+    verification process runs without the reference package.
+    """
+    parts = []
+    for cell in source.nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        if "cvloss_ref" in cell.source:
+            continue
+        parts.append(cell.source)
+    return "\n\n".join(parts)
+
+
+def convention_errors(source: SourceNotebook) -> list[str]:
+    """Ways in which a source notebook breaks the course's conventions."""
+    errors = []
+    where = f"{source.assignment}/{source.name}.ipynb"
+    seen: set[str] = set()
+    if not any("](" in c.source for c in source.nb.cells if c.cell_type == "markdown"):
+        errors.append(f"{where}: no link to the book chapter")
+    for cell in source.nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and not meta:
+            errors.append(f"{where}: a code cell without nbgrader metadata")
+            continue
+        if not meta:
+            continue
+        grade_id = meta.get("grade_id", "")
+        if not _GRADE_ID.match(grade_id or ""):
+            errors.append(f"{where}: invalid grade_id {grade_id!r}")
+        if grade_id in seen:
+            errors.append(f"{where}: duplicate grade_id {grade_id!r}")
+        seen.add(grade_id)
+        if meta.get("schema_version") != 3:
+            errors.append(f"{where}: {grade_id}: nbgrader schema_version must be 3")
+        if meta.get("solution"):
+            if BEGIN_SOLUTION not in cell.source or END_SOLUTION not in cell.source:
+                errors.append(f"{where}: {grade_id}: solution cell without solution markers")
+            if grade_id not in _defined_functions(cell.source):
+                errors.append(f"{where}: {grade_id}: the solution cell must define {grade_id}()")
+        if meta.get("grade"):
+            if not meta.get("locked"):
+                errors.append(f"{where}: {grade_id}: test cells must be locked")
+            if not grade_id.startswith("test_"):
+                errors.append(f"{where}: {grade_id}: test cells are named test_<function>_<what>")
+            if not _docstring(cell.source):
+                errors.append(f"{where}: {grade_id}: test cells open with a one-line docstring")
+            try:
+                checks = parse_checks(cell.source)
+            except (SyntaxError, ValueError) as error:
+                errors.append(f"{where}: {grade_id}: {error}")
+                continue
+            if not checks:
+                errors.append(f"{where}: {grade_id}: no assert_loss_matches call")
+            for check in checks:
+                if not grade_id.startswith(f"test_{check.function}_"):
+                    errors.append(f"{where}: {grade_id}: checks {check.function}, not its name")
+    solution_ids = set(source.solution_ids)
+    for test in source.tests:
+        for function in test.functions:
+            if function not in solution_ids:
+                errors.append(f"{where}: {test.grade_id}: no solution cell for {function}")
+    for function in source.solution_ids:
+        tests = [t for t in source.tests if function in t.functions]
+        if not any(t.hidden for t in tests) or not any(not t.hidden for t in tests):
+            errors.append(f"{where}: {function}: needs visible and hidden tests")
+    return errors

@@ -1,0 +1,104 @@
+"""``release`` and ``check``: generate ``exercises/`` from ``solutions/`` and verify it.
+
+The student version is made with nbgrader's own preprocessors, in the order that
+``nbgrader generate_assignment`` applies them (clear solutions, clear hidden tests, lock
+cells, compute checksums, clear outputs), without its database: the result is
+deterministic, so ``check`` compares every released notebook byte for byte with a fresh
+release.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    LockCells,
+)
+from traitlets.config import Config
+
+from .course import RELEASE_DIR, SOURCE_DIR, existing_assignments
+from .notebooks import CODE_STUB, convention_errors, load_source
+
+
+def _preprocessors():
+    config = Config()
+    config.ClearSolutions.code_stub = {"python": CODE_STUB}
+    return [
+        ClearSolutions(config=config),
+        ClearHiddenTests(config=config),
+        LockCells(config=config),
+        ComputeChecksums(config=config),
+        ClearOutput(config=config),
+    ]
+
+
+def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The released notebook: solutions replaced by a stub, hidden tests removed."""
+    nb = copy.deepcopy(nb)
+    resources: dict = {}
+    for preprocessor in _preprocessors():
+        nb, resources = preprocessor.preprocess(nb, resources)
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def released_files(assignment: str) -> dict[str, str]:
+    """Relative path (under exercises/) -> the text a fresh release writes."""
+    files = {}
+    for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        files[f"{assignment}/{path.name}"] = render(student_version(nb))
+    return files
+
+
+def release(assignments: list[str] | None = None) -> list[Path]:
+    written = []
+    for assignment in assignments or existing_assignments():
+        target = RELEASE_DIR / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for relative, text in released_files(assignment).items():
+            path = RELEASE_DIR / relative
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def check() -> list[str]:
+    """Problems found: exercises/ out of date, or a source notebook breaking conventions."""
+    problems = []
+    for assignment in existing_assignments():
+        for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
+            try:
+                source = load_source(path, assignment)
+                nbformat.validate(source.nb)
+            except Exception as error:  # a broken source notebook is a finding, not a crash
+                problems.append(f"{assignment}/{path.name}: cannot be read: {error}")
+                continue
+            problems.extend(convention_errors(source))
+        expected = released_files(assignment)
+        for relative, text in expected.items():
+            path = RELEASE_DIR / relative
+            if not path.exists():
+                problems.append(f"exercises/{relative} is missing: run `python -m grading release`")
+            elif path.read_text(encoding="utf-8") != text:
+                problems.append(
+                    f"exercises/{relative} is out of date: run `python -m grading release`"
+                )
+        folder = RELEASE_DIR / assignment
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.ipynb")):
+                if f"{assignment}/{path.name}" not in expected:
+                    problems.append(f"exercises/{assignment}/{path.name} has no source notebook")
+    return problems

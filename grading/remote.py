@@ -1,0 +1,223 @@
+"""The trusted side of the verification: a student's function as a remote callable.
+
+:class:`Verifier` starts ``_verifier.py`` in a sandbox and loads the student's solution
+cells there.  :class:`RemoteFunction` looks like the student's function to
+``cvloss_ref.testing.check_loss``, which therefore runs *unchanged, in the grader's own
+process*: it draws the inputs (from a seed chosen at grading time), sends them to the
+sandbox, receives the output, and back-propagates through it with a custom autograd
+function whose backward asks the sandbox for the gradients.  Replies are loaded with
+``torch.load(weights_only=True)`` (never unpickled) and checked for type and shape.
+"""
+
+from __future__ import annotations
+
+import io
+import selectors
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import torch
+
+from .sandbox import Limits, Sandbox
+
+MAX_REPLY = 64 * 1024**2
+_HERE = Path(__file__).resolve().parent
+
+
+class RemoteError(RuntimeError):
+    """The student's function failed in the sandbox (the message says how)."""
+
+
+class Verifier:
+    def __init__(
+        self,
+        private_dir: Path,
+        chunks: list[str],
+        *,
+        unsafe: bool,
+        timeout: float,
+        limits: Limits | None = None,
+        python: str | None = None,
+    ) -> None:
+        import sys
+
+        self.private_dir = Path(private_dir)
+        self.chunks = chunks
+        self.unsafe = unsafe
+        self.timeout = timeout
+        self.limits = limits or Limits()
+        self.python = python or sys.executable
+        self.sandbox: Sandbox | None = None
+        self.load_errors: list[str] = []
+        self.dead_reason: str | None = None
+        self.starts = 0
+
+    # ------------------------------------------------------------------ process
+    def start(self) -> None:
+        self.close()
+        shutil.copy(_HERE / "_verifier.py", self.private_dir / "_verifier.py")
+        self.sandbox = Sandbox(
+            [self.python, "-I", "_verifier.py"],
+            self.private_dir,
+            unsafe=self.unsafe,
+            limits=self.limits,
+            stderr_path=self.private_dir / "verifier.log",
+        )
+        self.sandbox.start(pipes=True)
+        self.starts += 1
+        self.dead_reason = None
+        reply = self._request({"op": "load", "chunks": self.chunks}, timeout=self.timeout + 60)
+        self.load_errors = [str(e) for e in reply.get("errors", [])][:20]
+
+    def alive(self) -> bool:
+        return (
+            self.sandbox is not None
+            and self.sandbox.proc is not None
+            and self.sandbox.proc.poll() is None
+            and self.dead_reason is None
+        )
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.kill()
+            self.sandbox = None
+
+    def _die(self, reason: str) -> RemoteError:
+        self.dead_reason = reason
+        self.close()
+        return RemoteError(reason)
+
+    def _request(self, message: dict, timeout: float | None = None) -> dict:
+        if self.sandbox is None or self.sandbox.proc is None:
+            raise RemoteError(self.dead_reason or "the verification process is not running")
+        proc = self.sandbox.proc
+        buffer = io.BytesIO()
+        torch.save(message, buffer)
+        data = buffer.getvalue()
+        try:
+            proc.stdin.write(struct.pack(">Q", len(data)) + data)
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._die("your code ended the verification process") from None
+        deadline = time.monotonic() + (timeout or self.timeout)
+        header = self._read(proc, 8, deadline)
+        (size,) = struct.unpack(">Q", header)
+        if size > MAX_REPLY:
+            raise self._die("your function's output is too large")
+        payload = self._read(proc, size, deadline)
+        try:
+            reply = torch.load(io.BytesIO(payload), weights_only=True)
+        except Exception:
+            raise self._die("the verification process sent an unreadable reply") from None
+        if not isinstance(reply, dict):
+            raise self._die("the verification process sent an unexpected reply")
+        return reply
+
+    def _read(self, proc, n: int, deadline: float) -> bytes:
+        data = b""
+        fd = proc.stdout
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while len(data) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._die(f"your function ran longer than {self.timeout:g} s")
+                if not selector.select(timeout=left):
+                    continue
+                chunk = fd.read1(n - len(data)) if hasattr(fd, "read1") else fd.read(n - len(data))
+                if not chunk:
+                    raise self._die(
+                        "the verification process ended (your code exited, crashed, or ran "
+                        "out of memory)"
+                    )
+                data += chunk
+        return data
+
+    # ------------------------------------------------------------------ calls
+    def call(self, function: str, args, kwargs, grad, forbid) -> dict:
+        if not self.alive():
+            raise RemoteError(self.dead_reason or "the verification process is not running")
+        return self._request(
+            {
+                "op": "call",
+                "function": function,
+                "args": args,
+                "kwargs": kwargs,
+                "grad": grad,
+                "forbid": list(forbid),
+            }
+        )
+
+    def backward(self, handle: int, cotangent: torch.Tensor) -> list:
+        if not self.alive():
+            raise RemoteError(self.dead_reason or "the verification process is not running")
+        return self._request({"op": "backward", "handle": handle, "cotangent": cotangent})
+
+
+class _Remote(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, value, verifier, handle, *leaves):
+        ctx.verifier = verifier
+        ctx.handle = handle
+        ctx.shapes = [(leaf.shape, leaf.dtype) for leaf in leaves]
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, cotangent):
+        reply = ctx.verifier.backward(ctx.handle, cotangent.detach().contiguous())
+        if not reply.get("ok"):
+            raise RemoteError(str(reply.get("error", "backward failed")))
+        grads = reply.get("grads")
+        if not isinstance(grads, list) or len(grads) != len(ctx.shapes):
+            raise RemoteError("the gradients sent back do not match the inputs")
+        checked = []
+        for grad, (shape, dtype) in zip(grads, ctx.shapes):
+            if not isinstance(grad, torch.Tensor) or grad.shape != shape:
+                raise RemoteError("a gradient sent back has the wrong shape")
+            checked.append(grad.to(dtype))
+        return (None, None, None, *checked)
+
+
+def _plain(value):
+    """Inputs as sent: detached tensors (the sandbox makes its own leaves)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    return value
+
+
+class RemoteFunction:
+    """Calls ``function`` in the sandbox; usable wherever the student's function is."""
+
+    def __init__(self, verifier: Verifier, function: str, forbid=()) -> None:
+        self.verifier = verifier
+        self.function = function
+        self.forbid = tuple(forbid)
+        self.__name__ = function
+
+    def __call__(self, *args, **kwargs):
+        grad = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+        reply = self.verifier.call(
+            self.function,
+            [_plain(a) for a in args],
+            {k: _plain(v) for k, v in kwargs.items()},
+            grad,
+            self.forbid,
+        )
+        if not reply.get("ok"):
+            raise RemoteError(str(reply.get("error", "failed"))[:500])
+        kind = reply.get("kind")
+        if kind == "number":
+            return float(reply["value"])
+        if kind != "tensor":
+            name = str(reply.get("type", "object"))
+            name = name if name.isidentifier() else "object"
+            return type(name, (), {})()
+        value = reply.get("value")
+        if not isinstance(value, torch.Tensor):
+            raise RemoteError("the output sent back is not a tensor")
+        leaves = [args[i] for i in grad]
+        if reply.get("requires_grad") and leaves:
+            return _Remote.apply(value, self.verifier, int(reply["handle"]), *leaves)
+        return value

@@ -1,0 +1,246 @@
+"""Run untrusted code in a bubblewrap sandbox with resource limits.
+
+Each sandbox sees a read-only view of the system in which the course repository, the
+home directories and ``/root`` are replaced by empty directories (only the Python
+installation, the virtual environment and, where asked, the ``cvloss_ref`` package are
+mounted back, read-only); it can write only to its private directory (mounted at
+``/tmp/sandbox``, a private copy of one submission) and to a private, size-limited
+``/tmp``; it has no network (its own network namespace holds only a loopback), its own
+PID, IPC and UTS namespaces, and runs under an unprivileged user id of its own so that
+the process limit applies.  Limits (``setrlimit`` before ``exec``): address space, CPU
+time, file size (which bounds outputs written to files and pipes' log files), number of
+processes, no core dumps.  A wall-clock timeout kills the whole sandbox:
+``--die-with-parent`` plus the PID namespace mean that nothing it started outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .course import ROOT
+
+SANDBOX_DIR = "/tmp/sandbox"
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setprivxx"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 6 * 1024**3  # address space per process (torch alone maps ~3 GiB)
+    cpu_seconds: int = 600
+    file_bytes: int = 64 * 1024**2  # largest file a sandboxed process may write
+    processes: int = 256  # tasks (processes and threads) of the sandbox's user id
+    tmp_bytes: int = 256 * 1024**2  # size of the private /tmp
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+def bwrap_works() -> bool:
+    """Whether bubblewrap is installed and can create the namespaces we need."""
+    if not os.path.exists(BWRAP):
+        return False
+    try:
+        done = subprocess.run(
+            [BWRAP, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "true"],
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _hidden_roots() -> list[str]:
+    """Directories replaced by empty ones inside the sandbox."""
+    roots = {str(ROOT), "/root", "/home", os.path.expanduser("~")}
+    return sorted(r for r in roots if r and r != "/" and os.path.isdir(r))
+
+
+def _python_paths() -> list[str]:
+    """What the virtual environment's Python needs to start."""
+    paths = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    return sorted(p for p in paths if p)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def bwrap_command(
+    argv: list[str],
+    private_dir: Path,
+    uid: int,
+    expose: list[str] = (),
+    limits: Limits | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` as ``uid`` in the sandbox."""
+    limits = limits or Limits()
+    cmd = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    hidden = _hidden_roots()
+    # Shallow roots first, so that deeper ones are made inside them.
+    for root in sorted(hidden, key=len):
+        cmd += ["--perms", "0755", "--tmpfs", root]
+    made: set[str] = set(hidden)
+    for path in [*_python_paths(), *expose]:
+        path = os.path.abspath(path)
+        if not any(_under(path, root) for root in hidden):
+            continue  # visible already, read-only
+        parents = []
+        parent = os.path.dirname(path)
+        while parent not in made and parent != "/":
+            parents.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(parents):
+            cmd += ["--perms", "0755", "--dir", directory]
+            made.add(directory)
+        cmd += ["--ro-bind", path, path]
+        made.add(path)
+    cmd += ["--size", str(limits.tmp_bytes), "--perms", "01777", "--tmpfs", "/tmp"]
+    cmd += ["--bind", str(private_dir), SANDBOX_DIR, "--chdir", SANDBOX_DIR]
+    cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    cmd += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    # A clean environment: nothing of the grader's (tokens, paths) leaks in.
+    cmd += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
+    cmd += [
+        "--setenv",
+        "HOME",
+        SANDBOX_DIR,
+        "--setenv",
+        "TMPDIR",
+        "/tmp",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+    ]
+    for key, value in (env or {}).items():
+        cmd += ["--setenv", key, value]
+    cmd += ["--setenv", "MPLCONFIGDIR", "/tmp", "--setenv", "JUPYTER_RUNTIME_DIR", "/tmp"]
+    cmd += ["--setenv", "IPYTHONDIR", "/tmp/ipython", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    cmd += ["--setenv", "OMP_NUM_THREADS", "1", "--setenv", "PYTHONHASHSEED", "0"]
+    # Drop to an unprivileged user of this sandbox's own: no capabilities, and the
+    # process limit (which root ignores) applies.
+    cmd += [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    cmd += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    return cmd + argv
+
+
+def _limit(limits: Limits, sandboxed: bool):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if sandboxed:  # without a user of its own the limit would count the grader's tasks
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+    return apply
+
+
+def sandbox_uid() -> int:
+    """An unprivileged user id for this grading process's sandboxes."""
+    return 20000 + os.getpid() % 30000
+
+
+class Sandbox:
+    """One sandboxed process: ``start`` it, talk to it over pipes, ``kill`` it."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        private_dir: Path,
+        *,
+        unsafe: bool = False,
+        expose: list[str] = (),
+        limits: Limits | None = None,
+        stderr_path: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.private_dir = Path(private_dir)
+        self.unsafe = unsafe
+        self.limits = limits = limits or Limits()
+        uid = sandbox_uid()
+        self.env = dict(env or {})
+        if unsafe:
+            self.argv = argv
+        else:
+            if os.geteuid() == 0:
+                os.chown(self.private_dir, uid, uid)
+                for path in self.private_dir.rglob("*"):
+                    os.chown(path, uid, uid, follow_symlinks=False)
+            self.argv = bwrap_command(argv, self.private_dir, uid, list(expose), limits, self.env)
+        self.stderr_path = stderr_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, pipes: bool = False) -> subprocess.Popen:
+        stderr = open(self.stderr_path, "wb") if self.stderr_path else subprocess.DEVNULL
+        env = dict(os.environ)
+        if self.unsafe:
+            env.update(HOME=str(self.private_dir), OMP_NUM_THREADS="1", **self.env)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=self.private_dir,
+            env=env,
+            preexec_fn=_limit(self.limits, not self.unsafe),
+            start_new_session=True,
+        )
+        if stderr is not subprocess.DEVNULL:
+            stderr.close()
+        return self.proc
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status, or None after killing it at the timeout."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+def require_sandbox(unsafe: bool) -> None:
+    """Refuse to grade without bubblewrap unless the instructor said so, and then warn."""
+    if unsafe:
+        warnings.warn(
+            "--unsafe-no-sandbox: student code runs WITHOUT a sandbox, with your user's "
+            "rights (only resource limits apply). Use this only on submissions you trust.",
+            stacklevel=2,
+        )
+        return
+    if not bwrap_works():
+        raise SandboxUnavailable(
+            "bubblewrap (the Debian package `bubblewrap`) is missing or cannot create "
+            "namespaces here; install it, or pass --unsafe-no-sandbox to grade without a "
+            "sandbox (not for untrusted code)"
+        )
