@@ -8,14 +8,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format book book-clean lab clean
+.PHONY: help venv test lint format book book-clean mathjax publish lab clean release check-exercises grade-demo
 
 help:
 	@echo "make book     build the HTML book into _build/html (executes every code cell)"
+	@echo "make publish  build the book and push _build/html to the gh-pages branch"
 	@echo "make test     lint and run the whole test suite"
 	@echo "make lab      open JupyterLab on the exercises"
 	@echo "make format   format the code with ruff"
 	@echo "make clean    remove the virtual environment and build outputs"
+	@echo "make release          regenerate exercises/ from solutions/"
+	@echo "make check-exercises  check that exercises/ is up to date and solutions/ follows the conventions"
+	@echo "make grade-demo       autograde the bundled demo submissions (table, feedback, grades.csv)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +40,33 @@ format: venv
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-book: venv
-	$(BIN)/jupyter-book build --nitpick --warningiserror --keep-going .
+# MathJax is served from the built book, not from a CDN: npm installs the version pinned by
+# package-lock.json into node_modules/ and the files the pages load are copied to
+# book/_static/mathjax/ (both git-ignored), which _config.yml's mathjax_path points at.
+MATHJAX     := book/_static/mathjax
+MATHJAX_ES5 := node_modules/mathjax/es5
+
+$(MATHJAX)/tex-mml-chtml.js: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	rm -rf $(MATHJAX)
+	mkdir -p $(MATHJAX)
+	cp -R $(MATHJAX_ES5)/tex-mml-chtml.js $(MATHJAX_ES5)/input $(MATHJAX_ES5)/output \
+		$(MATHJAX_ES5)/ui $(MATHJAX_ES5)/a11y $(MATHJAX_ES5)/adaptors $(MATHJAX_ES5)/sre \
+		$(MATHJAX)/
+	cp node_modules/mathjax/LICENSE $(MATHJAX)/LICENSE
+	@touch $@
+
+mathjax: $(MATHJAX)/tex-mml-chtml.js
+
+# One thread per kernel: the chapters' tensors are tiny, and several torch threads on a busy
+# two-core machine spend more time waiting for each other than computing (10x slower).
+book: venv mathjax
+	OMP_NUM_THREADS=1 $(BIN)/jupyter-book build --nitpick --warningiserror --keep-going .
+
+# Push the built HTML to the gh-pages branch of `origin` (-n: add .nojekyll so that GitHub
+# Pages serves the _static/ and _images/ folders; -f: replace the branch's history).
+publish: book
+	$(BIN)/ghp-import -n -p -f -m "Publish the book" _build/html
 
 book-clean:
 	rm -rf _build
@@ -47,3 +76,21 @@ lab: venv
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache .ruff_cache
+
+release: venv
+	$(BIN)/python -m grading release
+
+check-exercises: venv
+	$(BIN)/python -m grading check
+
+# Copies the bundled demo submissions (honest and broken) into grading/submitted/, grades
+# them in the bubblewrap sandbox, writes HTML feedback and grading/grades.csv.
+grade-demo: venv
+	mkdir -p grading/submitted
+	cp -R grading/demo/. grading/submitted/
+	mkdir -p grading/submitted/dave/a02_classification
+	printf '\211PNG\r\n\032\n not a notebook' > grading/submitted/dave/a02_classification/classification.ipynb
+	$(BIN)/python -m grading autograde a02_classification --jobs 2
+	$(BIN)/python -m grading feedback a02_classification
+	$(BIN)/python -m grading report a02_classification
+	$(BIN)/python -m grading export --output grading/grades.csv

@@ -168,7 +168,8 @@ def _check_values_in(
             ok |= tensor == value
         if not bool(ok.all()):
             found = sorted({v for v in tensor[~ok].unique().tolist()})[:5]
-            raise ValueError(f"{name} must only hold values in {list(allowed)}, got {found}")
+            expected = "{" + ", ".join(str(v) for v in allowed) + "}"
+            raise ValueError(f"{name} must only hold values in the set {expected}, got {found}")
 
 
 def _check_class_indices(

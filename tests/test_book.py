@@ -1,8 +1,6 @@
 """The book: its table of contents matches book/, and it builds with warnings as errors."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -81,28 +79,12 @@ def test_every_page_under_book_is_in_toc():
 
 
 @pytest.mark.book
-def test_book_builds_without_warnings(tmp_path):
+def test_book_builds_without_warnings(built_book):
     """Build the whole book, executing every code cell, as `make book` does."""
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    if not jupyter_book.exists():
-        pytest.skip(f"jupyter-book is not installed next to {sys.executable}")
-    command = [
-        str(jupyter_book),
-        "build",
-        "--nitpick",
-        "--warningiserror",
-        "--keep-going",
-        "--path-output",
-        str(tmp_path),
-        str(ROOT),
-    ]
-    result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
-    )
-    log = (result.stdout + result.stderr)[-6000:]
-    assert result.returncode == 0, f"the book build failed:\n{log}"
+    log = built_book.log
+    assert built_book.returncode == 0, f"the book build failed:\n{log}"
 
-    html = tmp_path / "_build" / "html"
+    html = built_book.html
     assert (html / "index.html").is_file(), f"no index.html in {html}:\n{log}"
     intro = (html / "book" / "intro.html").read_text(encoding="utf-8")
     # myst-nb puts each executed output in a <div class="cell_output ...">, after the source.
@@ -111,3 +93,75 @@ def test_book_builds_without_warnings(tmp_path):
     assert printed, "the output of the intro's code cell is not in book/intro.html"
     by_hand, builtin = printed[0]
     assert by_hand == builtin
+
+
+# ---------------------------------------------------------------------------------------
+# The chapters of the numbered parts follow the same pattern (see ../shared/STYLE.md,
+# "The book"): checked on the sources, without building.
+# ---------------------------------------------------------------------------------------
+
+MAX_CODE_LINE = 78  # d2l's rule: code reads on a narrow page
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+SECTION_LABEL = re.compile(r"^\(sec-[a-z0-9-]+\)=$", re.MULTILINE)
+
+
+def _chapters():
+    """The chapter files of the numbered parts of _toc.yml (Part I onwards)."""
+    yaml = pytest.importorskip("yaml")
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [
+        chapter["file"]
+        for part in toc.get("parts", [])
+        if part.get("numbered")
+        for chapter in part.get("chapters", [])
+    ]
+    return [_source_of(_strip_suffix(entry))[0] for entry in files if _source_of(entry)]
+
+
+def _chapter_id(path):
+    return path.stem
+
+
+@pytest.fixture(params=_chapters(), ids=_chapter_id)
+def chapter(request):
+    return request.param, request.param.read_text(encoding="utf-8")
+
+
+def test_chapters_exist():
+    assert len(_chapters()) >= 7, "parts I and II have seven chapters"
+
+
+def test_chapter_has_a_section_label(chapter):
+    path, text = chapter
+    assert SECTION_LABEL.search(text), f"{path.name}: no (sec-...)= label before its title"
+
+
+def test_chapter_code_lines_fit_a_narrow_page(chapter):
+    path, text = chapter
+    long_lines = [
+        line
+        for cell in CODE_CELL.findall(text)
+        for line in cell.splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not long_lines, f"{path.name}: code lines over {MAX_CODE_LINE} characters: {long_lines}"
+
+
+def test_chapter_checks_its_claims(chapter):
+    path, text = chapter
+    cells = CODE_CELL.findall(text)
+    checks = [cell for cell in cells if "assert" in cell]
+    assert checks, f"{path.name}: no code cell checks anything (assert, assert_close)"
+    assert "cvloss_ref" in text, f"{path.name}: does not use the reference package"
+
+
+def test_chapter_has_a_hidden_figure_cell(chapter):
+    path, text = chapter
+    figures = [cell for cell in CODE_CELL.findall(text) if "hide-input" in cell and "plt." in cell]
+    assert figures, f"{path.name}: no figure drawn in a `tags: [hide-input]` cell"
+
+
+def test_chapter_cites_and_links_its_exercise(chapter):
+    path, text = chapter
+    assert "{cite" in text, f"{path.name}: cites nothing from references.bib"
+    assert "exercises/" in text, f"{path.name}: does not name its exercise folder"

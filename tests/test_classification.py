@@ -796,7 +796,9 @@ def test_hinge_loss_gradient_is_minus_label_inside_margin_and_zero_at_kink():
 
 
 def test_hinge_loss_invalid_input():
-    with pytest.raises(ValueError, match=r"target must only hold values in \[-1, 1\], got \[0\]"):
+    with pytest.raises(
+        ValueError, match=r"target must only hold values in the set \{-1, 1\}, got \[0\]"
+    ):
         cv.hinge_loss(torch.zeros(3), torch.tensor([0, 1, -1]), validate=True)
     with pytest.raises(ValueError, match=r"margin must be >= 0\.0, got -1"):
         cv.hinge_loss(torch.zeros(3), torch.ones(3), margin=-1.0)
@@ -884,7 +886,9 @@ def test_hinge_embedding_loss_with_zero_one_labels_adds_both_terms():
     labels = torch.tensor([1, 0, 1])
     got = cv.hinge_embedding_loss(scores, labels, reduction="none")
     _close(got, torch.tensor([1.2, 1.0, 0.8]))  # label 1: the raw score, even when right
-    with pytest.raises(ValueError, match=r"target must only hold values in \[-1, 1\], got \[0\]"):
+    with pytest.raises(
+        ValueError, match=r"target must only hold values in the set \{-1, 1\}, got \[0\]"
+    ):
         cv.hinge_embedding_loss(scores, labels, validate=True)
 
 

@@ -246,7 +246,9 @@ def test_contrastive_loss_invalid_arguments():
         contrastive_loss(x, x, torch.ones(4, 1, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"x2 must have the same shape as x1 \(4, 3\)"):
         contrastive_loss(x, torch.zeros(4, 2), torch.ones(4, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"same must only hold values in \[0, 1\], got \[2\]"):
+    with pytest.raises(
+        ValueError, match=r"same must only hold values in the set \{0, 1\}, got \[2\]"
+    ):
         contrastive_loss(x, x, torch.tensor([0, 1, 2, 1]), validate=True)
     with pytest.raises(ValueError, match=r"margin must be >= 0\.0, got -1"):
         contrastive_loss(x, x, torch.ones(4, dtype=torch.bool), margin=-1.0)
