@@ -76,6 +76,48 @@ def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
 ''',
 }
 
+ABUSE = {
+    "entropy": '''
+def entropy(p, dim=-1, reduction="mean", *, base=math.e):
+    """Never returns."""
+    while True:
+        pass
+''',
+    "kl_divergence": '''
+def kl_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
+    """Floods the output, then fails."""
+    for _ in range(200_000):
+        print("x" * 1000)
+    raise RuntimeError("flooded")
+''',
+    "js_divergence": '''
+def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
+    """Eats memory until the limit stops it."""
+    hoard = []
+    while True:
+        hoard.append(bytearray(256 * 1024 * 1024))
+''',
+    "cross_entropy_dist": '''
+import os
+
+def cross_entropy_dist(p, q, dim=-1, reduction="mean", *, base=math.e):
+    """Forks until the process limit stops it; the children sleep for ten minutes."""
+    children = 0
+    while True:
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            try:
+                os.execv("/bin/sh", ["/bin/sh", "-c", "sleep 600 # cvloss-forkbomb-child"])
+            finally:
+                os._exit(0)
+        children += 1
+    raise RuntimeError(f"forked {children} children")
+''',
+}
+
 ESCAPE = f'''
 import socket
 
@@ -127,6 +169,7 @@ def graded(tmp_path_factory):
     _write(folder, "exits", submission("a01_information", EXITS)[1])
     escape = ESCAPE.replace("PORT", str(port))
     _write(folder, "escape", submission("a01_information", {"entropy": escape})[1])
+    _write(folder, "abuse", submission("a01_information", ABUSE)[1])
     _write(folder, "corrupt", '{"cells": [')
     _write(folder, "binary", b"\x7fELF\x02\x01\x01\x00 not a notebook")
     snapshot = {
@@ -177,9 +220,9 @@ def _cells(result):
 def test_the_batch_completes_with_a_table(graded):
     run = graded["run"]
     assert run.returncode == 0, run.stderr[-3000:]
-    for student in ("honest", "tamper", "exits", "escape", "corrupt", "binary"):
+    for student in ("honest", "tamper", "exits", "escape", "abuse", "corrupt", "binary"):
         assert student in run.stdout
-    assert len(graded["results"]) == 6
+    assert len(graded["results"]) == 7
 
 
 def test_honest_submission_gets_full_marks(graded):
@@ -218,6 +261,14 @@ def test_calling_the_reference_writing_outside_and_network_are_refused(graded):
     assert graded["connections"] == []
 
 
+def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_that_submission(graded):
+    result = graded["results"]["abuse"]
+    assert result["score"] == 0
+    assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "cvloss-forkbomb-child" not in ps  # the sandbox's end killed every child
+
+
 def test_corrupt_and_non_notebook_files_get_zero_with_a_reason(graded):
     for student in ("corrupt", "binary"):
         result = graded["results"][student]
@@ -242,7 +293,7 @@ def test_no_sandboxed_process_survives(graded):
 def test_feedback_never_shows_hidden_test_code(graded):
     assert graded["feedback"].returncode == 0, graded["feedback"].stderr
     pages = list((graded["folder"] / "feedback").rglob("*.html"))
-    assert len(pages) == 6
+    assert len(pages) == 7
     for page in pages:
         text = page.read_text()
         assert "HIDDEN_SEED" not in text and "assert_loss_matches(" not in text
