@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format book book-clean mathjax publish lab clean release check-exercises grade-demo
+.PHONY: help venv test lint format book book-clean mathjax publish lab clean release check-exercises grade-demo bench
 
 help:
 	@echo "make book     build the HTML book into _build/html (executes every code cell)"
@@ -94,3 +94,11 @@ grade-demo: venv
 	$(BIN)/python -m grading feedback a02_classification
 	$(BIN)/python -m grading report a02_classification
 	$(BIN)/python -m grading export --output grading/grades.csv
+
+# Forward + backward of every loss against its peer library, on the CPU (a few minutes).
+# glibc's defaults give large blocks back to the system after every call, which makes
+# CPU timings flip between 1x and 4x: these three variables keep the memory.
+BENCH_ARGS ?=
+bench: venv
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 \
+		MALLOC_TOP_PAD_=1073741824 $(BIN)/python benchmarks/compare.py $(BENCH_ARGS)

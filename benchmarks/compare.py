@@ -1,0 +1,387 @@
+"""Forward + backward time of cvloss_ref against the libraries people would otherwise use.
+
+Each loss is timed against its peer on the same inputs, interleaved in one run (blocks
+of calls in the order peer, ours, ours, peer, repeated), and the table reports the
+median time per call of each side and the ratio peer / ours: above 1, cvloss_ref is
+faster.  One "call" is the loss and the gradient of its scalar ("mean" or "sum")
+with respect to the model's outputs (``torch.autograd.grad``).
+
+    python benchmarks/compare.py                      # CPU, every pair
+    python benchmarks/compare.py --device cuda        # the same on a GPU
+    python benchmarks/compare.py --only giou_loss sigmoid_focal_loss --repeat 9
+    python benchmarks/compare.py --quick              # tiny sizes: the smoke run
+
+Peak memory is the largest ``torch.cuda.max_memory_allocated`` above what the inputs
+already hold, over one call of each side (CUDA only; "-" on CPU, where PyTorch keeps no
+such counter).  On a CPU set ``MALLOC_MMAP_THRESHOLD_=4294967296
+MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824`` (``make bench`` does):
+otherwise glibc returns large blocks to the system after each call and timings flip
+between 1x and 4x.  After the table, the issue's targets are checked and printed; the
+script asserts nothing and exits 0 whatever the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import cvloss_ref as cv
+
+# Minimum ratio (peer / ours) that the issue asks for, on CPU: every pair >= 0.9, and
+# these at 1e5 elements >= 1.5.
+CPU_FLOOR = 0.9
+CPU_FAST = {"giou_loss", "diou_loss", "ciou_loss", "sigmoid_focal_loss"}
+CPU_FAST_RATIO = 1.5
+
+
+@dataclass
+class Pair:
+    """One row: ``ours`` and ``peer`` called as ``fn(*inputs)`` return a scalar loss;
+    ``grad`` are the inputs to differentiate (the model's outputs)."""
+
+    name: str
+    size: str
+    peer_name: str
+    ours: Callable
+    peer: Callable
+    inputs: tuple
+    grad: tuple[int, ...] = (0,)
+    numel: int = 0  # elements (or boxes) for the 1e5 targets
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def _boxes(n: int, generator: torch.Generator, device: str) -> torch.Tensor:
+    corner = torch.rand(n, 2, generator=generator) * 100
+    size = torch.rand(n, 2, generator=generator) * 50 + 1
+    return torch.cat((corner, corner + size), -1).to(device)
+
+
+def _pairs(device: str, quick: bool) -> list[Pair]:
+    """Every (loss, size, peer) row, with inputs built from one seeded generator."""
+    import kornia
+    import torchvision.ops as tvo
+    from pytorch_metric_learning import losses as pml_losses
+    from pytorch_metric_learning import miners as pml_miners
+
+    g = torch.Generator().manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g).to(device)
+
+    def labels(n, classes):
+        return torch.randint(classes, (n,), generator=g).to(device)
+
+    pairs: list[Pair] = []
+    elements = [1_000] if quick else [100_000, 1_000_000]
+
+    # torch.nn.functional
+    for rows, classes in [(10, 10)] if quick else [(1_000, 100), (1_000, 1_000)]:
+        size = f"{rows}x{classes}"
+        inputs = (randn(rows, classes), labels(rows, classes))
+        pairs.append(
+            Pair(
+                "cross_entropy (smoothing 0.1)",
+                size,
+                "F.cross_entropy",
+                lambda x, t: cv.cross_entropy(x, t, label_smoothing=0.1),
+                lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1),
+                inputs,
+            )
+        )
+    for n in elements:
+        logits, target = randn(n), (torch.rand(n, generator=g) < 0.3).float().to(device)
+        pairs.append(
+            Pair(
+                "binary_cross_entropy_with_logits",
+                f"{n:.0e}",
+                "F.binary_cross_entropy_with_logits",
+                cv.binary_cross_entropy_with_logits,
+                F.binary_cross_entropy_with_logits,
+                (logits, target),
+                numel=n,
+            )
+        )
+        probs = torch.rand(n, generator=g).clamp(0.01, 0.99).to(device)
+        pairs.append(
+            Pair(
+                "binary_cross_entropy",
+                f"{n:.0e}",
+                "F.binary_cross_entropy",
+                cv.binary_cross_entropy,
+                F.binary_cross_entropy,
+                (probs, target),
+                numel=n,
+            )
+        )
+        pred, goal = randn(n), randn(n)
+        pairs.append(
+            Pair(
+                "smooth_l1_loss",
+                f"{n:.0e}",
+                "F.smooth_l1_loss",
+                cv.smooth_l1_loss,
+                F.smooth_l1_loss,
+                (pred, goal),
+                numel=n,
+            )
+        )
+        pairs.append(
+            Pair(
+                "huber_loss",
+                f"{n:.0e}",
+                "F.huber_loss",
+                cv.huber_loss,
+                F.huber_loss,
+                (pred, goal),
+                numel=n,
+            )
+        )
+    for batch in [8] if quick else [4_096]:
+        triplet = (randn(batch, 128), randn(batch, 128), randn(batch, 128))
+        pairs.append(
+            Pair(
+                "triplet_margin_loss",
+                f"{batch}x128",
+                "F.triplet_margin_loss",
+                cv.triplet_margin_loss,
+                F.triplet_margin_loss,
+                triplet,
+                grad=(0, 1, 2),
+            )
+        )
+
+    # torchvision.ops
+    box_peers = [
+        ("giou_loss", cv.giou_loss, tvo.generalized_box_iou_loss, "generalized_box_iou_loss"),
+        ("diou_loss", cv.diou_loss, tvo.distance_box_iou_loss, "distance_box_iou_loss"),
+        ("ciou_loss", cv.ciou_loss, tvo.complete_box_iou_loss, "complete_box_iou_loss"),
+    ]
+    for n in [100] if quick else [1_000, 100_000, 1_000_000]:
+        pred, target = _boxes(n, g, device), _boxes(n, g, device)
+        for name, ours, peer, peer_name in box_peers:
+            pairs.append(
+                Pair(
+                    name,
+                    f"{n:.0e} boxes",
+                    f"torchvision.ops.{peer_name}",
+                    ours,
+                    lambda p, t, peer=peer: peer(p, t, reduction="mean"),
+                    (pred, target),
+                    numel=n,
+                )
+            )
+    for n in elements:
+        logits, target = randn(n), (torch.rand(n, generator=g) < 0.1).float().to(device)
+        pairs.append(
+            Pair(
+                "sigmoid_focal_loss",
+                f"{n:.0e}",
+                "torchvision.ops.sigmoid_focal_loss",
+                cv.sigmoid_focal_loss,
+                lambda x, t: tvo.sigmoid_focal_loss(x, t, reduction="mean"),
+                (logits, target),
+                numel=n,
+            )
+        )
+
+    # kornia
+    for rows, classes in [(10, 5)] if quick else [(10_000, 10), (1_000, 1_000)]:
+        inputs = (randn(rows, classes), labels(rows, classes))
+        pairs.append(
+            Pair(
+                "softmax_focal_loss",
+                f"{rows}x{classes}",
+                "kornia.losses.focal_loss",
+                cv.softmax_focal_loss,
+                lambda x, t: kornia.losses.focal_loss(x, t, alpha=None, reduction="mean"),
+                inputs,
+            )
+        )
+    for shape in [(1, 3, 8, 8)] if quick else [(8, 3, 256, 256)]:
+        images = randn(*shape)
+        pairs.append(
+            Pair(
+                "total_variation",
+                "x".join(map(str, shape)),
+                "kornia.losses.total_variation",
+                lambda x: cv.total_variation(x, reduction="sum"),
+                lambda x: kornia.losses.total_variation(x, reduction="sum").sum(),
+                (images,),
+            )
+        )
+
+    # pytorch-metric-learning
+    pml_triplet = pml_losses.TripletMarginLoss(margin=1.0)
+    pml_miner = pml_miners.BatchHardMiner()
+    pml_circle = pml_losses.CircleLoss(m=0.25, gamma=256)
+    for batch in [16] if quick else [512, 4_096]:
+        inputs = (randn(batch, 128), labels(batch, max(batch // 8, 2)))
+        pairs.append(
+            Pair(
+                "batch_hard_triplet_loss",
+                f"B={batch}",
+                "pml TripletMarginLoss+BatchHardMiner",
+                cv.batch_hard_triplet_loss,
+                lambda e, y: pml_triplet(e, y, pml_miner(e, y)),
+                inputs,
+            )
+        )
+        pairs.append(
+            Pair(
+                "circle_loss",
+                f"B={batch}",
+                "pml CircleLoss",
+                cv.circle_loss,
+                pml_circle,
+                inputs,
+            )
+        )
+    return pairs
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _call(fn: Callable, inputs: tuple, grad: tuple[int, ...]) -> Callable[[], None]:
+    leaves = [
+        x.detach().requires_grad_(i in grad) if torch.is_tensor(x) and x.is_floating_point() else x
+        for i, x in enumerate(inputs)
+    ]
+    wanted = [leaves[i] for i in grad]
+
+    def step() -> None:
+        loss = fn(*leaves)
+        torch.autograd.grad(loss, wanted)
+
+    return step
+
+
+def _block(step: Callable[[], None], number: int, device: str) -> float:
+    """Seconds per call over ``number`` calls."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(number):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / number
+
+
+def _peak_memory(step: Callable[[], None], device: str) -> int | None:
+    if device != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def measure(pair: Pair, repeat: int, device: str, block_s: float) -> dict:
+    """Median seconds per call of each side, interleaved as peer, ours, ours, peer."""
+    ours = _call(pair.ours, pair.inputs, pair.grad)
+    peer = _call(pair.peer, pair.inputs, pair.grad)
+    for step in (peer, ours):  # warm-up (and calibration)
+        step()
+    once = min(_block(peer, 1, device), _block(ours, 1, device))
+    number = max(1, int(block_s / max(once, 1e-6)))
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    for _ in range(repeat):
+        for side, step in (("peer", peer), ("ours", ours), ("ours", ours), ("peer", peer)):
+            times[side].append(_block(step, number, device))
+    return {
+        "ours": statistics.median(times["ours"]),
+        "peer": statistics.median(times["peer"]),
+        "ours_mem": _peak_memory(ours, device),
+        "peer_mem": _peak_memory(peer, device),
+    }
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _machine(device: str) -> str:
+    if device == "cuda":
+        where = torch.cuda.get_device_name()
+    else:
+        where = f"{platform.processor() or platform.machine()} CPU"
+    return (
+        f"torch {torch.__version__}, {where}, {torch.get_num_threads()} thread(s), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke run)")
+    parser.add_argument("--only", nargs="*", metavar="NAME", help="losses to time (default all)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per pair")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: steadier)"
+    )
+    parser.add_argument(
+        "--block", type=float, default=0.05, help="seconds per timed block of calls"
+    )
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.exit(1, "compare.py: --device cuda asked for, but CUDA is not available\n")
+    torch.set_num_threads(args.threads)
+    repeat = 1 if args.quick else args.repeat
+    block_s = 0.0 if args.quick else args.block
+
+    pairs = _pairs(args.device, args.quick)
+    if args.only:
+        unknown = set(args.only) - {pair.name.split(" ")[0] for pair in pairs}
+        if unknown:
+            parser.exit(1, f"compare.py: unknown loss name(s): {', '.join(sorted(unknown))}\n")
+        pairs = [pair for pair in pairs if pair.name.split(" ")[0] in args.only]
+
+    print(f"{_machine(args.device)}; forward + backward, median of {repeat} interleaved rounds")
+    print()
+    print(
+        "| loss | size | peer | ours (ms) | peer (ms) | ratio (peer/ours) | peak MiB ours / peer |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|")
+    results = []
+    for pair in pairs:
+        result = measure(pair, repeat, args.device, block_s)
+        ratio = result["peer"] / result["ours"]
+        results.append((pair, ratio))
+        memory = f"{_mib(result['ours_mem'])} / {_mib(result['peer_mem'])}"
+        print(
+            f"| {pair.name} | {pair.size} | {pair.peer_name} | {result['ours'] * 1e3:.3f} "
+            f"| {result['peer'] * 1e3:.3f} | {ratio:.2f} | {memory} |",
+            flush=True,
+        )
+
+    if args.device == "cpu" and not args.quick:
+        print()
+        slow = [f"{p.name} {p.size} ({r:.2f})" for p, r in results if r < CPU_FLOOR]
+        print(
+            f"target: every ratio >= {CPU_FLOOR}: "
+            + ("holds" if not slow else "MISSED by " + ", ".join(slow))
+        )
+        fast = [(p, r) for p, r in results if p.name in CPU_FAST and p.numel == 100_000]
+        missed = [f"{p.name} ({r:.2f})" for p, r in fast if r < CPU_FAST_RATIO]
+        print(
+            f"target: box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5: "
+            + ("holds" if fast and not missed else "MISSED by " + ", ".join(missed))
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""The fast paths (hand-written gradients) against the readable compositions they replace.
+
+``giou_loss``, ``diou_loss``, ``ciou_loss`` and ``sigmoid_focal_loss`` compute their
+value and gradient in one pass (``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``); the
+readable autograd compositions are kept as ``_box_loss_reference`` and
+``_sigmoid_focal_elementwise``.  Values and gradients must be equal (float64, to
+rounding), on random inputs and on every edge case the composition was designed for.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cvloss_ref import boxes, classification
+from cvloss_ref.boxes import ciou_loss, diou_loss, giou_loss
+from cvloss_ref.classification import sigmoid_focal_loss
+
+BOX_LOSSES = {"giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss}
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _random_boxes(generator, n, scale=10.0, dtype=torch.float64):
+    corner = torch.rand(n, 2, generator=generator, dtype=dtype) * scale
+    size = torch.rand(n, 2, generator=generator, dtype=dtype) * scale / 2
+    return torch.cat((corner, corner + size), -1)
+
+
+def _box_cases(generator):
+    """Named (pred, target) pairs in float64."""
+    random_pred = _random_boxes(generator, 64)
+    degenerate_pred = torch.tensor(
+        [
+            [0, 0, 0, 0],  # point boxes (identical)
+            [1, 1, 1, 1],  # point against point elsewhere
+            [0, 0, 2, 0],  # zero-height segments (identical)
+            [0, 0, 0, 2],  # zero-width against a box
+            [0, 0, 2, 2],  # touching edges
+            [0, 0, 2, 2],  # touching corner
+            [0, 0, 2, 2],  # shared left edge (ties in min/max)
+            [0, 0, 2, 2],  # identical boxes
+        ],
+        dtype=torch.float64,
+    )
+    degenerate_target = torch.tensor(
+        [
+            [0, 0, 0, 0],
+            [2, 2, 2, 2],
+            [0, 0, 2, 0],
+            [1, 0, 1, 3],
+            [2, 0, 4, 2],
+            [2, 2, 4, 4],
+            [0, 1, 3, 3],
+            [0, 0, 2, 2],
+        ],
+        dtype=torch.float64,
+    )
+    disjoint_target = random_pred + 20.0
+    far_pred = torch.tensor([[1e4, 1e4, 1e4 + 1, 1e4 + 1], [0, 0, 1, 1]], dtype=torch.float64)
+    far_target = torch.tensor([[0, 0, 1, 1], [-1e4, 5e3, -1e4 + 3, 5e3 + 0.5]], dtype=torch.float64)
+    return {
+        "random": (random_pred, _random_boxes(generator, 64)),
+        "degenerate": (degenerate_pred, degenerate_target),
+        "degenerate-swapped": (degenerate_target, degenerate_pred),
+        "disjoint": (random_pred, disjoint_target),
+        "far-apart": (far_pred, far_target),
+        "batched": (
+            _random_boxes(generator, 24).view(2, 3, 4, 4),
+            _random_boxes(generator, 24).view(2, 3, 4, 4),
+        ),
+    }
+
+
+def _value_and_grads(fn, pred, target, upstream=None):
+    pred = pred.detach().clone().requires_grad_()
+    target = target.detach().clone().requires_grad_()
+    loss = fn(pred, target)
+    if upstream is None:
+        upstream = torch.ones_like(loss)
+    grads = torch.autograd.grad(loss, (pred, target), upstream)
+    return (loss.detach(), *grads)
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(
+    "case", ["random", "degenerate", "degenerate-swapped", "disjoint", "far-apart", "batched"]
+)
+def test_box_fast_path_equals_reference_value_and_gradients(generator, kind, reduction, case):
+    pred, target = _box_cases(generator)[case]
+
+    def fast(p, t):
+        return BOX_LOSSES[kind](p, t, reduction=reduction)
+
+    def reference(p, t):
+        return boxes._box_loss_reference(p, t, kind, reduction=reduction)
+
+    upstream = None
+    if reduction == "none":  # a non-uniform upstream gradient, to test the chain rule
+        upstream = torch.rand(pred.shape[:-1], generator=generator, dtype=torch.float64) + 0.5
+    got = _value_and_grads(fast, pred, target, upstream)
+    expected = _value_and_grads(reference, pred, target, upstream)
+    for name, a, b in zip(("value", "grad pred", "grad target"), got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"{kind} {case}: {name}")
+        assert torch.isfinite(a).all()
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+@pytest.mark.parametrize("box_format", ["xywh", "cxcywh"])
+def test_box_fast_path_equals_reference_in_other_formats(generator, kind, box_format):
+    pred = boxes.box_convert(_random_boxes(generator, 16), "xyxy", box_format)
+    target = boxes.box_convert(_random_boxes(generator, 16), "xyxy", box_format)
+    got = _value_and_grads(lambda p, t: BOX_LOSSES[kind](p, t, box_format=box_format), pred, target)
+    expected = _value_and_grads(
+        lambda p, t: boxes._box_loss_reference(p, t, kind, box_format=box_format), pred, target
+    )
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+# Not CIoU: its alpha is a constant in the backward pass, so the numerical gradient
+# (which differentiates alpha too) differs on purpose; CIoU is compared to its reference.
+@pytest.mark.parametrize("kind", ["giou", "diou"])
+def test_box_fast_path_gradcheck(generator, kind):
+    pred = _random_boxes(generator, 6).requires_grad_()
+    target = _random_boxes(generator, 6).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda p, t: boxes._FusedBoxLoss.apply(p, t, kind, 1e-7), (pred, target)
+    )
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_box_fast_path_half_precision_computed_in_float32(generator, kind, dtype):
+    pred64, target64 = (
+        _random_boxes(generator, 32, scale=500.0),
+        _random_boxes(generator, 32, scale=500.0),
+    )
+    pred = pred64.to(dtype).requires_grad_()
+    loss = BOX_LOSSES[kind](pred, target64.to(dtype), reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), pred)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    expected = boxes._box_loss_reference(
+        pred.detach().float(), target64.to(dtype).float(), kind, reduction="none"
+    )
+    torch.testing.assert_close(loss.float(), expected, rtol=1e-2, atol=1e-2)
+    assert torch.isfinite(grad.float()).all()
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+def test_box_fast_path_runs_on_meta_tensors(kind):
+    pred = torch.empty(5, 3, 4, device="meta", requires_grad=True)
+    target = torch.empty(5, 3, 4, device="meta")
+    loss = BOX_LOSSES[kind](pred, target, reduction="none")
+    assert loss.shape == (5, 3) and loss.device.type == "meta"
+    (grad,) = torch.autograd.grad(loss.sum(), pred)
+    assert grad.shape == pred.shape
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+def test_box_fast_path_under_torch_compile_fullgraph(generator, kind):
+    pred, target = _random_boxes(generator, 16), _random_boxes(generator, 16)
+    compiled = torch.compile(BOX_LOSSES[kind], fullgraph=True, backend="aot_eager")
+    got = _value_and_grads(compiled, pred, target)
+    expected = _value_and_grads(lambda p, t: boxes._box_loss_reference(p, t, kind), pred, target)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+def test_box_fast_path_empty_input_mean_is_zero_with_gradient(kind):
+    pred = torch.empty(0, 4, dtype=torch.float64, requires_grad=True)
+    loss = BOX_LOSSES[kind](pred, torch.empty(0, 4, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(loss, pred)
+    assert loss.item() == 0.0 and grad.shape == (0, 4)
+
+
+def test_box_fast_path_refuses_double_backward(generator):
+    pred = _random_boxes(generator, 4).requires_grad_()
+    loss = giou_loss(pred, _random_boxes(generator, 4))
+    (grad,) = torch.autograd.grad(loss, pred, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"differentiable|does not require grad"):
+        torch.autograd.grad(grad.sum(), pred)
+
+
+def test_box_no_grad_path_equals_reference(generator):
+    pred, target = _random_boxes(generator, 32), _random_boxes(generator, 32)
+    with torch.no_grad():
+        for kind, fn in BOX_LOSSES.items():
+            torch.testing.assert_close(
+                fn(pred, target, reduction="none"),
+                boxes._box_loss_reference(pred, target, kind, reduction="none"),
+                rtol=1e-12,
+                atol=1e-14,
+            )
+
+
+# ---------------------------------------------------------------- sigmoid focal loss
+
+
+def _focal_logits(generator):
+    spread = torch.randn(200, generator=generator, dtype=torch.float64) * 5
+    edges = torch.tensor([0.0, 1e4, -1e4, 30, -30, 100, -100, 800, -800], dtype=torch.float64)
+    return torch.cat((spread, edges))
+
+
+def _focal_targets(generator, logits, kind):
+    if kind == "hard":
+        return (torch.rand(logits.shape, generator=generator, dtype=torch.float64) < 0.5).double()
+    if kind == "soft":
+        return torch.rand(logits.shape, generator=generator, dtype=torch.float64)
+    return torch.full_like(logits, 1.0 if kind == "ones" else 0.0)
+
+
+@pytest.mark.parametrize("target_kind", ["hard", "soft", "ones", "zeros"])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 3.7])
+@pytest.mark.parametrize("alpha", [0.25, -1.0, 0.0, 1.0])
+def test_sigmoid_focal_fast_path_equals_reference(generator, target_kind, gamma, alpha):
+    logits = _focal_logits(generator)
+    target = _focal_targets(generator, logits, target_kind)
+    fast = logits.clone().requires_grad_()
+    reference = logits.clone().requires_grad_()
+    got = sigmoid_focal_loss(fast, target, alpha, gamma, reduction="none")
+    expected = classification._sigmoid_focal_elementwise(reference, target, alpha, gamma)
+    upstream = torch.rand(logits.shape, generator=generator, dtype=torch.float64)
+    (got_grad,) = torch.autograd.grad(got, fast, upstream)
+    (expected_grad,) = torch.autograd.grad(expected, reference, upstream)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-14)
+    torch.testing.assert_close(got_grad, expected_grad, rtol=1e-9, atol=1e-14)
+    assert torch.isfinite(got_grad).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_sigmoid_focal_fast_path_reductions_equal_reference(generator, reduction):
+    logits = _focal_logits(generator).requires_grad_()
+    target = _focal_targets(generator, logits, "soft")
+    loss = sigmoid_focal_loss(logits, target, reduction=reduction)
+    (grad,) = torch.autograd.grad(loss, logits)
+    reference = logits.detach().clone().requires_grad_()
+    elementwise = classification._sigmoid_focal_elementwise(reference, target, 0.25, 2.0)
+    expected = elementwise.mean() if reduction == "mean" else elementwise.sum()
+    (expected_grad,) = torch.autograd.grad(expected, reference)
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.25, 0.5, 2.0])
+def test_sigmoid_focal_fast_path_float32_saturated_logits_are_finite(gamma):
+    logits = torch.tensor([1e4, -1e4, 20.0, -20.0, 0.0, 5.0], requires_grad=True)
+    for target in (torch.ones(6), torch.zeros(6), torch.full((6,), 0.3)):
+        loss = sigmoid_focal_loss(logits, target, gamma=gamma, reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), logits)
+        assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+        expected = classification._sigmoid_focal_elementwise(logits.detach(), target, 0.25, gamma)
+        torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_sigmoid_focal_fast_path_gradcheck(generator):
+    logits = torch.randn(12, generator=generator, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(12, generator=generator, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda x: classification._FusedSigmoidFocalLoss.apply(x, target, 0.25, 2.0, "none"),
+        (logits,),
+    )
+
+
+def test_sigmoid_focal_target_gradient_uses_the_reference(generator):
+    logits = torch.randn(10, generator=generator, dtype=torch.float64)
+    target = torch.rand(10, generator=generator, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(sigmoid_focal_loss(logits, target), target)
+    reference = target.detach().clone().requires_grad_()
+    expected = classification._sigmoid_focal_elementwise(logits, reference, 0.25, 2.0).mean()
+    (expected_grad,) = torch.autograd.grad(expected, reference)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sigmoid_focal_fast_path_half_precision(generator, dtype):
+    logits = (torch.randn(64, generator=generator) * 4).to(dtype).requires_grad_()
+    target = (torch.rand(64, generator=generator) < 0.3).to(dtype)
+    loss = sigmoid_focal_loss(logits, target, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logits)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    expected = classification._sigmoid_focal_elementwise(
+        logits.detach().float(), target.float(), 0.25, 2.0
+    )
+    torch.testing.assert_close(loss.float(), expected, rtol=1e-2, atol=1e-3)
+
+
+def test_sigmoid_focal_fast_path_runs_on_meta_tensors():
+    logits = torch.empty(4, 5, device="meta", requires_grad=True)
+    loss = sigmoid_focal_loss(logits, torch.empty(4, 5, device="meta"))
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert loss.shape == () and grad.shape == (4, 5) and grad.device.type == "meta"
+
+
+def test_sigmoid_focal_fast_path_under_torch_compile_fullgraph(generator):
+    logits = torch.randn(32, generator=generator, dtype=torch.float64)
+    target = torch.rand(32, generator=generator, dtype=torch.float64)
+    compiled = torch.compile(sigmoid_focal_loss, fullgraph=True, backend="aot_eager")
+    fast = logits.clone().requires_grad_()
+    reference = logits.clone().requires_grad_()
+    loss = compiled(fast, target)
+    expected = classification._sigmoid_focal_elementwise(reference, target, 0.25, 2.0).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(
+        torch.autograd.grad(loss, fast)[0], torch.autograd.grad(expected, reference)[0]
+    )
+
+
+def test_sigmoid_focal_fast_path_empty_mean_is_zero():
+    logits = torch.empty(0, requires_grad=True)
+    loss = sigmoid_focal_loss(logits, torch.empty(0))
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert loss.item() == 0.0 and grad.shape == (0,)
