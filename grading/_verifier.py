@@ -8,7 +8,9 @@ payload of plain containers and tensors.
 * ``{"op": "load", "chunks": [source, ...]}``: execute the instructor's support code
   and the student's solution cells, each on its own (an error in one is reported);
 * ``{"op": "call", "function", "args", "kwargs", "grad", "forbid"}``: call a function;
-  the inputs at positions ``grad`` require gradients; the reply holds the output
+  the inputs at positions ``grad`` require gradients; an argument
+  ``{"__callable__": {"name", "source", "state"}}`` is a catalogue callable (a critic, a
+  feature extractor) sent as source and rebuilt here; the reply holds the output
   (detached), whether it requires grad and a handle for ``backward``;
 * ``{"op": "backward", "handle", "cotangent"}``: gradients of the output with respect to
   the differentiated inputs.
@@ -47,6 +49,29 @@ class _Forbid(TorchFunctionMode):
         if name is not None and name not in self.hits:
             self.hits.append(name)
         return func(*args, **(kwargs or {}))
+
+
+def _revive(value):
+    """Rebuild a callable the grader sent as source (see ``remote._shipped``)."""
+    if not (isinstance(value, dict) and set(value) == {"__callable__"}):
+        return value
+    spec = value["__callable__"]
+    from collections import OrderedDict
+
+    namespace = {
+        "__name__": "__catalogue__",
+        "torch": torch,
+        "F": torch.nn.functional,
+        "nn": torch.nn,
+        "OrderedDict": OrderedDict,
+    }
+    exec(compile(spec["source"], "<catalogue>", "exec"), namespace)
+    obj = namespace[spec["name"]]
+    if spec["state"] is None:
+        return obj
+    instance = obj.__new__(obj)
+    instance.__dict__.update(spec["state"])
+    return instance
 
 
 def _describe(error: BaseException) -> str:
@@ -108,7 +133,12 @@ def main() -> None:
             if not callable(fn):
                 send({"ok": False, "error": f"NameError: {message['function']} is not defined"})
                 continue
-            args = list(message["args"])
+            try:
+                args = [_revive(a) for a in message["args"]]
+                message["kwargs"] = {k: _revive(v) for k, v in message["kwargs"].items()}
+            except BaseException as error:
+                send({"ok": False, "error": "cannot rebuild an argument: " + _describe(error)})
+                continue
             for i in message["grad"]:
                 args[i] = args[i].detach().requires_grad_(True)
             originals = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
@@ -148,6 +178,12 @@ def main() -> None:
                         "handle": counter,
                     }
                 )
+            elif (
+                isinstance(out, (tuple, list))
+                and 0 < len(out) <= 16
+                and all(isinstance(t, torch.Tensor) for t in out)
+            ):  # several outputs (e.g. index tensors): values only, no gradient
+                send({"ok": True, "kind": "tensors", "values": [t.detach().clone() for t in out]})
             elif isinstance(out, (int, float, bool)):
                 send({"ok": True, "kind": "number", "value": float(out)})
             else:

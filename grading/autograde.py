@@ -34,7 +34,15 @@ from pathlib import Path
 import nbformat
 
 from .course import AUTOGRADED_DIR, SUBMITTED_DIR
-from .notebooks import CODE_STUB, SourceNotebook, nbgrader_meta, source_notebooks, support_code
+from .notebooks import (
+    CODE_STUB,
+    SourceNotebook,
+    TestCell,
+    nbgrader_meta,
+    prelude_code,
+    source_notebooks,
+    support_code,
+)
 from .release import student_version
 from .sandbox import Limits, Sandbox
 
@@ -177,6 +185,30 @@ def _run_notebook(source, solutions, private: Path, options: Options, seed: int)
     return result
 
 
+def run_test_cell(
+    source: SourceNotebook, test: TestCell, functions: dict, seed: int
+) -> tuple[bool, str]:
+    """Re-run one test cell of the trusted source notebook in this process.
+
+    For the cells that check with ``assert_outputs_match`` (functions that are not losses of
+    the catalogue): the notebook's locked cells (imports, harness, helpers) run first, then
+    ``HIDDEN_SEED`` is set to ``seed`` and the student's function names are bound to
+    ``functions`` (:class:`RemoteFunction` objects in the grader), and the cell runs.  Every
+    line executed here is the instructor's; inputs are drawn and outputs compared here.
+    """
+    namespace: dict = {"__name__": "__grader__"}
+    for code in prelude_code(source):
+        exec(compile(code, "<notebook prelude>", "exec"), namespace)
+    namespace["HIDDEN_SEED"] = seed
+    namespace.update(functions)
+    cell = next(c for c in source.nb.cells if nbgrader_meta(c).get("grade_id") == test.grade_id)
+    try:
+        exec(compile(cell.source, f"<{test.grade_id}>", "exec"), namespace)
+    except Exception as error:
+        return False, str(error).strip() or type(error).__name__
+    return True, ""
+
+
 def _verify(source, solutions, private: Path, options: Options, seed: int) -> dict:
     """Per test cell: (passed, message) from check_loss run on the remote functions."""
     from cvloss_ref.testing import check_loss
@@ -191,6 +223,29 @@ def _verify(source, solutions, private: Path, options: Options, seed: int) -> di
         current = None
         for index, test in enumerate(source.tests):
             passed, messages = True, []
+            if any(check.kind == "outputs" for check in test.checks):
+                current = None
+                if not verifier.alive():
+                    try:
+                        verifier.start()
+                    except RemoteError as error:
+                        notes.append(f"verification could not start: {error}")
+                forbid: dict[str, list[str]] = {}
+                for check in test.checks:
+                    names = [name.rsplit(".", 1)[-1] for name in check.forbid]
+                    forbid.setdefault(check.function, []).extend(names)
+                functions = {
+                    name: RemoteFunction(verifier, name, forbid.get(name, ()))
+                    for name in source.solution_ids
+                }
+                try:
+                    ok, message = run_test_cell(source, test, functions, seed + 7919 * index)
+                except Exception as error:  # a broken prelude: never stop the batch
+                    ok, message = False, f"verification error: {error}"
+                if verifier.dead_reason:
+                    ok, message = False, f"{verifier.dead_reason}\n{message}"
+                verdicts[test.grade_id] = {"passed": ok, "message": message}
+                continue
             for check in test.checks:
                 if check.function != current:
                     current = check.function

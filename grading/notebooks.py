@@ -5,6 +5,12 @@ cases=[...], seed=..., **params)`` once or more.  The grader parses these calls 
 the *source* notebook, which is trusted) to know which student function each test cell
 checks and with which parameters, so that it can repeat the check outside the
 student's kernel.
+
+A function that is not a loss of the catalogue (an NMS, a weight map, an experiment) is
+checked by ``assert_outputs_match(<function>, "<name>", cases, forbid=[...], ...)``, a
+helper that the notebook's harness cell defines: it compares outputs on the cases given.
+The grader repeats such a test cell by executing it, in its own trusted process, with the
+student's functions replaced by calls into the sandbox (see ``autograde.run_test_cell``).
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 _GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+#: The calls a test cell may check with: a catalogue loss, or outputs on given cases.
+LOSS_CHECK = "assert_loss_matches"
+OUTPUT_CHECK = "assert_outputs_match"
 
 
 @dataclass(frozen=True)
 class Check:
-    """One ``assert_loss_matches`` call of a test cell."""
+    """One ``assert_loss_matches`` (or ``assert_outputs_match``) call of a test cell."""
 
     function: str
     reference: str
@@ -36,6 +45,7 @@ class Check:
     cases: tuple[str, ...] | None = None
     hidden: bool = False
     params: tuple[tuple[str, object], ...] = ()
+    kind: str = "loss"  # "outputs" for assert_outputs_match (verified by re-running the cell)
 
 
 @dataclass
@@ -97,14 +107,19 @@ def _hidden_lines(source: str) -> set[int]:
 
 
 def parse_checks(source: str) -> list[Check]:
-    """The ``assert_loss_matches`` calls of a test cell's source (ValueError if malformed)."""
+    """The ``assert_loss_matches`` and ``assert_outputs_match`` calls of a test cell's
+    source (ValueError if malformed)."""
     tree = ast.parse(source)
     hidden_lines = _hidden_lines(source)
     checks = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and _dotted(node.func) == "assert_loss_matches"):
+        if not isinstance(node, ast.Call) or _dotted(node.func) not in (LOSS_CHECK, OUTPUT_CHECK):
             continue
-        if len(node.args) != 2 or not isinstance(node.args[0], ast.Name):
+        kind = "loss" if _dotted(node.func) == LOSS_CHECK else "outputs"
+        if kind == "outputs":
+            if len(node.args) < 2 or not isinstance(node.args[0], ast.Name):
+                raise ValueError(f"{OUTPUT_CHECK} must be called as (function, 'name', cases, ...)")
+        elif len(node.args) != 2 or not isinstance(node.args[0], ast.Name):
             raise ValueError("assert_loss_matches must be called as (function, 'name', ...)")
         reference = node.args[1]
         if not (isinstance(reference, ast.Constant) and isinstance(reference.value, str)):
@@ -122,10 +137,10 @@ def parse_checks(source: str) -> list[Check]:
                 if None in names:
                     raise ValueError("forbid must list names such as F.cross_entropy")
                 forbid = tuple(names)  # type: ignore[arg-type]
-            elif keyword.arg == "cases":
+            elif keyword.arg == "cases" and kind == "loss":
                 cases = tuple(ast.literal_eval(keyword.value))
-            elif keyword.arg == "seed":
-                continue  # the grader draws its own seeds
+            elif keyword.arg == "seed" or kind == "outputs":
+                continue  # the grader draws its own seeds; outputs checks are re-run whole
             else:
                 params.append((keyword.arg, ast.literal_eval(keyword.value)))
         checks.append(
@@ -136,6 +151,7 @@ def parse_checks(source: str) -> list[Check]:
                 cases=cases,
                 hidden=node.lineno in hidden_lines,
                 params=tuple(params),
+                kind=kind,
             )
         )
     return checks
@@ -208,6 +224,18 @@ def support_code(source: SourceNotebook) -> str:
     return "\n\n".join(parts)
 
 
+def prelude_code(source: SourceNotebook) -> list[str]:
+    """Every locked code cell that is neither a solution nor a test (imports, harness,
+    helpers), in order: the trusted context in which a test cell is re-run."""
+    return [
+        cell.source
+        for cell in source.nb.cells
+        if cell.cell_type == "code"
+        and not nbgrader_meta(cell).get("solution")
+        and not nbgrader_meta(cell).get("grade")
+    ]
+
+
 def convention_errors(source: SourceNotebook) -> list[str]:
     """Ways in which a source notebook breaks the course's conventions."""
     errors = []
@@ -248,7 +276,7 @@ def convention_errors(source: SourceNotebook) -> list[str]:
                 errors.append(f"{where}: {grade_id}: {error}")
                 continue
             if not checks:
-                errors.append(f"{where}: {grade_id}: no assert_loss_matches call")
+                errors.append(f"{where}: {grade_id}: no {LOSS_CHECK} or {OUTPUT_CHECK} call")
             for check in checks:
                 if not grade_id.startswith(f"test_{check.function}_"):
                     errors.append(f"{where}: {grade_id}: checks {check.function}, not its name")

@@ -11,6 +11,7 @@ function whose backward asks the sandbox for the gradients.  Replies are loaded 
 
 from __future__ import annotations
 
+import inspect
 import io
 import selectors
 import shutil
@@ -180,10 +181,50 @@ class _Remote(torch.autograd.Function):
         return (None, None, None, *checked)
 
 
+def _dependencies(fn, seen: dict[str, str]) -> None:
+    """Source of ``fn`` and of the module-level functions of its module it uses."""
+    module = getattr(fn, "__module__", "")
+    for name in fn.__code__.co_names:
+        other = fn.__globals__.get(name)
+        if inspect.isfunction(other) and other.__module__ == module and other.__name__ not in seen:
+            seen[other.__name__] = ""  # placeholder against cycles, filled below
+            _dependencies(other, seen)
+            seen[other.__name__] = inspect.getsource(other)
+        elif isinstance(other, (int, float, str, bool)) and name not in seen:
+            seen[name] = f"{name} = {other!r}"
+
+
+def _shipped(value) -> dict:
+    """A catalogue callable (a critic, a feature extractor) as source plus tensor state.
+
+    Cases pass callables that ``torch.load(weights_only=True)`` cannot carry; those of
+    the trusted catalogue (``cvloss_ref.*``) are sent as their source code, the source of
+    the module-level functions they use, and, for an instance, its ``__dict__`` (tensors
+    and numbers).  The sandbox rebuilds them (with ``torch`` and ``F`` in scope); what
+    it computes with them is compared with the reference here, as every output is.
+    """
+    is_function = inspect.isfunction(value)
+    owner = value if is_function else type(value)
+    if not str(getattr(owner, "__module__", "")).startswith("cvloss_ref."):
+        raise RemoteError(f"cannot send the argument {owner!r} to the verification process")
+    seen: dict[str, str] = {}
+    functions = (
+        [value] if is_function else [f for f in vars(owner).values() if inspect.isfunction(f)]
+    )
+    for fn in functions:
+        _dependencies(fn, seen)
+    seen.pop(owner.__name__, None)
+    source = "\n\n".join([*seen.values(), inspect.getsource(owner)])
+    state = None if is_function else dict(vars(value))
+    return {"__callable__": {"name": owner.__name__, "source": source, "state": state}}
+
+
 def _plain(value):
     """Inputs as sent: detached tensors (the sandbox makes its own leaves)."""
     if isinstance(value, torch.Tensor):
         return value.detach()
+    if callable(value) and not isinstance(value, type):
+        return _shipped(value)
     return value
 
 
@@ -210,6 +251,11 @@ class RemoteFunction:
         kind = reply.get("kind")
         if kind == "number":
             return float(reply["value"])
+        if kind == "tensors":  # a tuple of outputs, compared by value only
+            values = reply.get("values")
+            if not isinstance(values, list) or not all(isinstance(v, torch.Tensor) for v in values):
+                raise RemoteError("the outputs sent back are not tensors")
+            return tuple(values)
         if kind != "tensor":
             name = str(reply.get("type", "object"))
             name = name if name.isidentifier() else "object"

@@ -208,8 +208,8 @@ def build(assignment: str) -> nbformat.NotebookNode:
             info.get("setup", SETUP),
             locked=True,
         ),
-        code("harness", HARNESS, locked=True),
-        code("helpers", HELPERS, locked=True),
+        code("harness", info.get("harness", HARNESS), locked=True),
+        code("helpers", info.get("helpers", HELPERS), locked=True),
     ]
     for exercise in info["exercises"]:
         cells.extend(exercise.cells())
