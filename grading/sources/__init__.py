@@ -66,8 +66,8 @@ class Exercise:
     visible: list[tuple[str, str, str]] = field(default_factory=list)  # (what, doc, extra args)
     hidden: list[str] = field(default_factory=list)  # extra args of each hidden call
 
-    def cells(self) -> list:
-        fn = self.function
+    def task_cells(self) -> list:
+        """The read-only task and the solution cell (signature, docstring, answer)."""
         body = (
             f"{self.signature}\n"
             f'    """{self.docstring.strip()}\n    """\n'
@@ -75,10 +75,14 @@ class Exercise:
             f"{self.solution.strip(chr(10))}\n"
             "    ### END SOLUTION"
         )
-        cells = [
-            markdown(f"{fn}_task", f"## {self.title}\n\n{self.task.strip()}"),
-            code(fn, body, solution=True),
+        return [
+            markdown(f"{self.function}_task", f"## {self.title}\n\n{self.task.strip()}"),
+            code(self.function, body, solution=True),
         ]
+
+    def cells(self) -> list:
+        fn = self.function
+        cells = self.task_cells()
         for what, doc, extra in self.visible:
             call = f'assert_loss_matches({fn}, "{fn}", forbid={self.forbid}{extra})'
             cells.append(

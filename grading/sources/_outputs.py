@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import HARNESS, Exercise, code, markdown
+from . import HARNESS, Exercise, code
 
 #: Added to the harness cell of the assignments that use :class:`OutputExercise`.
 OUTPUTS_HARNESS = '''
@@ -89,19 +89,12 @@ class OutputExercise(Exercise):
     """An exercise checked by ``assert_outputs_match``: ``visible`` holds (what, doc, code)
     of each visible test cell and ``hidden`` the code lines of the hidden test."""
 
+    #: The hidden test's docstring says what is drawn at grading time.
+    drawn: str = "cases"
+
     def cells(self) -> list:
         fn = self.function
-        body = (
-            f"{self.signature}\n"
-            f'    """{self.docstring.strip()}\n    """\n'
-            "    ### BEGIN SOLUTION\n"
-            f"{self.solution.strip(chr(10))}\n"
-            "    ### END SOLUTION"
-        )
-        cells = [
-            markdown(f"{fn}_task", f"## {self.title}\n\n{self.task.strip()}"),
-            code(fn, body, solution=True),
-        ]
+        cells = self.task_cells()
         for what, doc, test in self.visible:
             cells.append(
                 code(
@@ -116,7 +109,7 @@ class OutputExercise(Exercise):
         cells.append(
             code(
                 f"test_{fn}_hidden",
-                f'"""Check {fn} on cases drawn at grading time"""\n'
+                f'"""Check {fn} on {self.drawn} drawn at grading time"""\n'
                 f"### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
                 grade=True,
                 locked=True,

@@ -13,9 +13,9 @@ happens in the sandbox, so only the outputs are compared there.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from . import HARNESS, SETUP, Exercise, code, markdown
+from . import HARNESS, SETUP, Exercise
+from ._outputs import OutputExercise
 
 
 def _cases(*names: str) -> str:
@@ -132,48 +132,6 @@ def assert_outputs_match(fn, name, cases, *, forbid=(), reference=None, max_byte
                 "torch.searchsorted) instead of building all B^3 triplets"
             )
 '''
-
-
-@dataclass
-class MiningExercise(Exercise):
-    """An exercise checked by ``assert_outputs_match``: ``visible`` holds (what, doc, code)
-    of each visible test cell and ``hidden`` the code lines of the hidden test."""
-
-    def cells(self) -> list:
-        fn = self.function
-        body = (
-            f"{self.signature}\n"
-            f'    """{self.docstring.strip()}\n    """\n'
-            "    ### BEGIN SOLUTION\n"
-            f"{self.solution.strip(chr(10))}\n"
-            "    ### END SOLUTION"
-        )
-        cells = [
-            markdown(f"{fn}_task", f"## {self.title}\n\n{self.task.strip()}"),
-            code(fn, body, solution=True),
-        ]
-        for what, doc, test in self.visible:
-            cells.append(
-                code(
-                    f"test_{fn}_{what}",
-                    f'"""{doc}"""\n{test.strip(chr(10))}',
-                    grade=True,
-                    locked=True,
-                    points=1,
-                )
-            )
-        hidden = "\n".join(line.strip("\n") for line in self.hidden)
-        cells.append(
-            code(
-                f"test_{fn}_hidden",
-                f'"""Check {fn} on batches drawn at grading time"""\n'
-                f"### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
-                grade=True,
-                locked=True,
-                points=2,
-            )
-        )
-        return cells
 
 
 MINING_FORBID = "[torch.cdist, TripletMarginMiner, BatchHardMiner]"
@@ -391,7 +349,8 @@ gives 0 with a zero gradient, not NaN. Use masks over the `(B, B)` matrix
         ],
         hidden=[""],
     ),
-    MiningExercise(
+    OutputExercise(
+        drawn="batches",
         function="mine_triplets",
         title="5. Batch-hard and semi-hard mining without O(B³) memory",
         task=r"""
