@@ -16,10 +16,12 @@ input dtype (the promoted dtype of ``input`` and ``target`` if they differ).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
-from ._reduction import _reduce, _upcast
+from ._reduction import _check_reduction, _reduce, _upcast
 from ._validation import _check_floating, _check_number, _check_same_device, _check_same_shape
 
 __all__ = [
@@ -32,15 +34,46 @@ __all__ = [
 ]
 
 
-def _residual(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
-    """Check the pair and return ``(input - target, out_dtype)``, the residual in
-    float32 for half-precision inputs."""
+def _check_pair(input: torch.Tensor, target: torch.Tensor) -> None:
+    """Floating tensors of one shape on one device."""
     _check_floating(input, "input")
     _check_floating(target, "target")
     _check_same_shape(input, target, "input", "target")
     _check_same_device([input, target], ["input", "target"])
+
+
+def _residual(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
+    """Check the pair and return ``(input - target, out_dtype)``, the residual in
+    float32 for half-precision inputs."""
+    _check_pair(input, target)
     out_dtype = torch.promote_types(input.dtype, target.dtype)
     return _upcast(input) - _upcast(target), out_dtype
+
+
+def _fused(
+    kernel: Callable[..., torch.Tensor],
+    input: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str,
+    **params: float,
+) -> torch.Tensor:
+    """Evaluate the piecewise losses with ATen's fused kernel.
+
+    ``F.smooth_l1_loss`` and ``F.huber_loss`` compute exactly the formulas of the
+    docstrings (the quadratic branch for ``|d| < beta``) in one pass forward and one
+    backward; written as a ``torch.where`` of two branches, the same loss takes about
+    ten times longer on a CPU.  What is ours: the checks, the half-precision upcast, the
+    promotion of mixed dtypes, and the mean of an empty batch (0 with a zero gradient,
+    where ATen gives NaN).
+    """
+    _check_reduction(reduction)
+    _check_pair(input, target)
+    out_dtype = torch.promote_types(input.dtype, target.dtype)
+    compute = torch.promote_types(_upcast(input).dtype, _upcast(target).dtype)
+    x, y = input.to(compute), target.to(compute)
+    if x.numel() == 0:  # a shape, not a value: no sync
+        return _reduce(kernel(x, y, reduction="none", **params), reduction).to(out_dtype)
+    return kernel(x, y, reduction=reduction, **params).to(out_dtype)
 
 
 def mean_error(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -218,13 +251,10 @@ def smooth_l1_loss(
         tensor([0.1250, 2.5000])
     """
     beta = _check_number(beta, "beta", minimum=0.0)
-    diff, out_dtype = _residual(input, target)
-    abs_diff = diff.abs()
     if beta == 0.0:
-        loss = abs_diff
-    else:
-        loss = torch.where(abs_diff < beta, 0.5 * diff * diff / beta, abs_diff - 0.5 * beta)
-    return _reduce(loss, reduction).to(out_dtype)
+        diff, out_dtype = _residual(input, target)
+        return _reduce(diff.abs(), reduction).to(out_dtype)
+    return _fused(F.smooth_l1_loss, input, target, reduction, beta=beta)
 
 
 def huber_loss(
@@ -278,7 +308,4 @@ def huber_loss(
     delta = _check_number(delta, "delta", minimum=0.0, strict=True)
     if math.isinf(delta):
         raise ValueError(f"delta must be finite (delta=inf is mse_loss / 2), got {delta}")
-    diff, out_dtype = _residual(input, target)
-    abs_diff = diff.abs()
-    loss = torch.where(abs_diff < delta, 0.5 * diff * diff, delta * (abs_diff - 0.5 * delta))
-    return _reduce(loss, reduction).to(out_dtype)
+    return _fused(F.huber_loss, input, target, reduction, delta=delta)
