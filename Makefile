@@ -83,17 +83,17 @@ release: venv
 check-exercises: venv
 	$(BIN)/python -m grading check
 
-# Copies the bundled demo submissions (honest and broken) into grading/submitted/, grades
-# them in the bubblewrap sandbox, writes HTML feedback and grading/grades.csv.
+# Copies the bundled demo submissions (honest and broken) into $(GRADING_DIR)/submitted/,
+# grades them in the bubblewrap sandbox, writes HTML feedback and $(GRADING_DIR)/grades.csv.
+GRADING_DIR ?= grading
+DEMO_ENV := CVLOSS_GRADING_DIR=$(abspath $(GRADING_DIR))
+
 grade-demo: venv
-	mkdir -p grading/submitted
-	cp -R grading/demo/. grading/submitted/
-	mkdir -p grading/submitted/dave/a02_classification
-	printf '\211PNG\r\n\032\n not a notebook' > grading/submitted/dave/a02_classification/classification.ipynb
-	$(BIN)/python -m grading autograde a02_classification --jobs 2
-	$(BIN)/python -m grading feedback a02_classification
-	$(BIN)/python -m grading report a02_classification
-	$(BIN)/python -m grading export --output grading/grades.csv
+	$(DEMO_ENV) $(BIN)/python -m grading.demo install
+	$(DEMO_ENV) $(BIN)/python -m grading autograde a02_classification --jobs 2
+	$(DEMO_ENV) $(BIN)/python -m grading feedback a02_classification
+	$(DEMO_ENV) $(BIN)/python -m grading report a02_classification
+	$(DEMO_ENV) $(BIN)/python -m grading export --output $(abspath $(GRADING_DIR))/grades.csv
 
 # Forward + backward of every loss against its peer library, on the CPU (a few minutes).
 # glibc's defaults give large blocks back to the system after every call, which makes

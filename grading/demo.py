@@ -1,18 +1,20 @@
 """Build submissions from the released notebooks: the bundled demo and the test fixtures.
 
-``python -m grading.demo`` rewrites ``grading/demo/`` (copied into grading/submitted/ by
-``make grade-demo``): an honest student, one with a typical mistake, one who tampers
-with the tests, and one whose file is not a notebook.
+``python -m grading.demo build`` rewrites ``grading/demo/``, which ``python -m grading.demo
+install`` (run by ``make grade-demo``) copies into the submitted folder: an honest student,
+one with a typical mistake, one who tampers with the tests, and one whose file is not a
+notebook.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
 import nbformat
 
-from .course import DEMO_DIR, SOURCE_DIR
+from .course import DEMO_DIR, SOURCE_DIR, SUBMITTED_DIR
 from .notebooks import nbgrader_meta
 from .release import render, student_version
 
@@ -91,10 +93,35 @@ def build_demo() -> None:
         folder = DEMO_DIR / student / assignment
         folder.mkdir(parents=True)
         (folder / name).write_text(text, encoding="utf-8")
-    # dave's "notebook" is an image: `make grade-demo` writes it (ruff would refuse to lint
+    # dave's "notebook" is an image: install_demo() writes it (ruff would refuse to lint
     # a broken .ipynb kept in the repository).
 
 
+def install_demo() -> Path:
+    """Copy the bundled demo submissions into the submitted folder, plus dave's broken
+    file (an image named ``.ipynb``); returns the folder."""
+    shutil.copytree(DEMO_DIR, SUBMITTED_DIR, dirs_exist_ok=True)
+    broken = SUBMITTED_DIR / "dave" / "a02_classification" / "classification.ipynb"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not a notebook")
+    return SUBMITTED_DIR
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The bundled demo submissions.")
+    parser.add_argument(
+        "action",
+        choices=["build", "install"],
+        help="build: rewrite grading/demo/ from the sources; install: copy the demo "
+        "submissions into the submitted folder (what `make grade-demo` grades)",
+    )
+    args = parser.parse_args(argv)
+    if args.action == "build":
+        build_demo()
+        print(f"wrote {Path(DEMO_DIR)}")
+    else:
+        print(f"installed the demo submissions in {install_demo()}")
+
+
 if __name__ == "__main__":
-    build_demo()
-    print(f"wrote {Path(DEMO_DIR)}")
+    main()

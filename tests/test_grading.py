@@ -306,3 +306,16 @@ def test_export_and_report_read_the_gradebook(tmp_path, monkeypatch):
     assert cli.main(["--db", url, "export", "--output", str(out)]) == 0
     assert "alice,a01_information,16,16" in out.read_text()
     json.dumps(row)
+
+
+def test_bundled_demo_submissions_match_the_current_sources(tmp_path, monkeypatch):
+    """grading/demo/ must be rebuilt (python -m grading.demo build) when the sources change,
+    or the honest demo student is flagged for edited test cells."""
+    import grading.demo as demo
+    from grading.course import DEMO_DIR
+
+    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "demo")
+    demo.build_demo()
+    fresh = {p.relative_to(tmp_path / "demo"): p.read_bytes() for p in tmp_path.rglob("*.ipynb")}
+    committed = {p.relative_to(DEMO_DIR): p.read_bytes() for p in DEMO_DIR.rglob("*.ipynb")}
+    assert fresh == committed

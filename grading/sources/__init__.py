@@ -7,7 +7,7 @@ ones were written and how they can be regenerated after a deliberate change here
 
 Each assignment is one module of this package (``a01_information.py``, ...) that defines
 ``EXERCISES`` (a list of :class:`Exercise`) and ``ASSIGNMENT`` (its title, chapter link, rules
-and exercises); :data:`ASSIGNMENT_ORDER` lists them in book order.
+and exercises); ``grading.course.ASSIGNMENTS`` lists them in book order.
 
 Every exercise follows the same pattern (see ``../shared/STYLE.md``): a read-only Markdown
 cell with the task, a solution cell with the signature and docstring given and the answer
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from ..course import ROOT, SOURCE_DIR
+from ..course import ASSIGNMENTS, ROOT, SOURCE_DIR
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
@@ -164,25 +164,13 @@ This assignment goes with the chapter [{chapter_title}]({chapter}) of the book. 
 
 # ----------------------------------------------------------------------------- a01
 
-#: The assignments in book order; each is a module of this package.
-ASSIGNMENT_ORDER = (
-    "a01_information",
-    "a02_classification",
-    "a03_regression",
-    "a04_boxes",
-    "a05_dense",
-    "a06_synthesis",
-    "a07_adversarial",
-    "a08_metric",
-)
-
 
 def _load_sources() -> dict[str, dict]:
     import importlib
     import importlib.util
 
     found = {}
-    for name in ASSIGNMENT_ORDER:
+    for name in ASSIGNMENTS:
         if importlib.util.find_spec(f"{__name__}.{name}") is None:
             continue  # not written yet
         found[name] = importlib.import_module(f"{__name__}.{name}").ASSIGNMENT
