@@ -87,10 +87,16 @@ def bwrap_command(
     """The bubblewrap command line that runs ``argv`` as ``uid`` in the sandbox."""
     limits = limits or Limits()
     cmd = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    hidden = _hidden_roots()
-    # Shallow roots first, so that deeper ones are made inside them.
-    for root in sorted(hidden, key=len):
+    # The private /tmp comes first: the repository or the virtual environment may live
+    # under the host's /tmp (a CI checkout), and what is bound back below must not be
+    # covered by it afterwards.
+    cmd += ["--size", str(limits.tmp_bytes), "--perms", "01777", "--tmpfs", "/tmp"]
+    # Shallow roots first, so that deeper ones are made inside them; a root under /tmp is
+    # hidden already.
+    roots = [r for r in _hidden_roots() if not _under(r, "/tmp")]
+    for root in sorted(roots, key=len):
         cmd += ["--perms", "0755", "--tmpfs", root]
+    hidden = [*roots, "/tmp"]
     made: set[str] = set(hidden)
     for path in [*_python_paths(), *expose]:
         path = os.path.abspath(path)
@@ -106,7 +112,6 @@ def bwrap_command(
             made.add(directory)
         cmd += ["--ro-bind", path, path]
         made.add(path)
-    cmd += ["--size", str(limits.tmp_bytes), "--perms", "01777", "--tmpfs", "/tmp"]
     cmd += ["--bind", str(private_dir), SANDBOX_DIR, "--chdir", SANDBOX_DIR]
     cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     cmd += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
