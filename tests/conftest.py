@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests._env import skip_unless_ci
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -52,7 +54,7 @@ def built_book(tmp_path_factory: pytest.TempPathFactory):
     if not (root / "book" / "_static" / "mathjax" / "tex-mml-chtml.js").is_file():
         # MathJax is served from the book (no CDN): install it like `make book` does.
         if shutil.which("npm") is None or shutil.which("make") is None:
-            pytest.skip("MathJax is not installed and npm is missing: run `make mathjax`")
+            skip_unless_ci("MathJax is not installed and npm is missing: run `make mathjax`")
         subprocess.run(["make", "mathjax"], cwd=root, check=True, capture_output=True)
 
     out = tmp_path_factory.mktemp("book")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._env import skip_unless_ci
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_TIMEOUT_S = 60
 SCREENSHOT_PAGE = "book/focal-loss.html"
@@ -207,7 +209,7 @@ def browser(tmp_path_factory):
     """Headless Chromium with DevTools on a free port; skipped only where it is missing."""
     binary = _chromium()
     if binary is None:
-        pytest.skip("chromium is not installed (CI installs Debian's chromium in .ci/run)")
+        skip_unless_ci("chromium is not installed (CI installs Debian's chromium in .ci/run)")
     profile = tmp_path_factory.mktemp("chromium-profile")
     process = subprocess.Popen(
         [

@@ -28,6 +28,7 @@ from grading.course import RELEASE_DIR
 from grading.demo import submission
 from grading.notebooks import BEGIN_HIDDEN, convention_errors, source_notebooks, support_code
 from grading.sandbox import bwrap_works
+from tests._env import IN_CI, NO_BWRAP
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = {
@@ -378,7 +379,7 @@ def graded(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot run here")
+@pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_sandboxed_autograde_full_marks_for_the_solution_zero_for_the_stubs(graded, assignment):
     run = graded["runs"][assignment]
@@ -391,7 +392,7 @@ def test_sandboxed_autograde_full_marks_for_the_solution_zero_for_the_stubs(grad
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot run here")
+@pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
 def test_tampering_with_an_output_check_is_caught_by_the_trusted_rerun(graded):
     result = graded["results"][("a04_boxes", "tamper")]
     (cells,) = [nb["cells"] for nb in result["notebooks"].values()]

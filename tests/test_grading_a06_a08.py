@@ -29,6 +29,7 @@ from grading.course import RELEASE_DIR
 from grading.demo import submission
 from grading.notebooks import BEGIN_HIDDEN, convention_errors, source_notebooks, support_code
 from grading.sandbox import bwrap_works
+from tests._env import skip_unless_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {
@@ -383,7 +384,7 @@ def _stub_submission(assignment):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     if not bwrap_works():
-        pytest.skip("bubblewrap is not installed or cannot run here")
+        skip_unless_ci("bubblewrap is not installed or cannot run here")
     folder = tmp_path_factory.mktemp("course")
     env = dict(os.environ, CVLOSS_GRADING_DIR=str(folder))
     runs, results = {}, {}
