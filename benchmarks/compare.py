@@ -376,10 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         fast = [(p, r) for p, r in results if p.name in CPU_FAST and p.numel == 100_000]
         missed = [f"{p.name} ({r:.2f})" for p, r in fast if r < CPU_FAST_RATIO]
-        print(
-            f"target: box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5: "
-            + ("holds" if fast and not missed else "MISSED by " + ", ".join(missed))
+        verdict = (
+            "not measured (--only left them out)"
+            if not fast
+            else "MISSED by " + ", ".join(missed)
+            if missed
+            else "holds"
         )
+        print(f"target: box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5: {verdict}")
     return 0
 
 

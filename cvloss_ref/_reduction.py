@@ -13,6 +13,11 @@ REDUCTIONS = ("none", "mean", "sum")
 
 # Precisions too narrow to accumulate in: computed in float32, returned as given.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+_FULL_PRECISION = (torch.float32, torch.float64)
+
+# ATen's reduction codes (torch.nn._reduction.get_enum), for the fused kernels that some
+# losses call directly.
+_REDUCTION_CODE = {"none": 0, "mean": 1, "sum": 2}
 
 
 def _check_reduction(reduction: str) -> None:

@@ -1,10 +1,14 @@
 """The fast paths (hand-written gradients) against the readable compositions they replace.
 
-``giou_loss``, ``diou_loss``, ``ciou_loss`` and ``sigmoid_focal_loss`` compute their
-value and gradient in one pass (``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``); the
-readable autograd compositions are kept as ``_box_loss_reference`` and
-``_sigmoid_focal_elementwise``.  Values and gradients must be equal (float64, to
-rounding), on random inputs and on every edge case the composition was designed for.
+``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss`` and
+``softmax_focal_loss`` compute their value and gradient in one pass
+(``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``); the readable
+autograd compositions are kept as ``_box_loss_reference``,
+``_sigmoid_focal_elementwise`` and ``_softmax_focal_composed``.  Values and gradients
+must be equal (float64, to rounding), on random inputs and on every edge case the
+composition was designed for; where the composition itself rounds (a softmax focal loss
+with 1 - p below float64's resolution), the fast path is checked against 60-digit
+arithmetic instead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from cvloss_ref import boxes, classification
 from cvloss_ref.boxes import ciou_loss, diou_loss, giou_loss
 from cvloss_ref.classification import sigmoid_focal_loss
+from cvloss_ref.classification import softmax_focal_loss as cv_softmax_focal_loss
 
 BOX_LOSSES = {"giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss}
 REDUCTIONS = ("none", "mean", "sum")
@@ -313,3 +318,146 @@ def test_sigmoid_focal_fast_path_empty_mean_is_zero():
     loss = sigmoid_focal_loss(logits, torch.empty(0))
     (grad,) = torch.autograd.grad(loss, logits)
     assert loss.item() == 0.0 and grad.shape == (0,)
+
+
+# ------------------------------------------------------------------- softmax focal loss
+
+SOFTMAX_GAMMAS = (0.0, 0.25, 1.0, 2.0, 5.0)
+
+
+def _softmax_focal_cases(generator):
+    """Named (logits, class-index target) pairs in float64, the class dimension 1
+    (0 for the unbatched case)."""
+
+    def randn(*shape, scale=3.0):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
+
+    def labels(*shape, classes):
+        return torch.randint(classes, shape, generator=generator)
+
+    confident = torch.zeros(6, 4, dtype=torch.float64)
+    confident[:, 0] = torch.tensor([10.0, 20.0, 40.0, 800.0, 1e4, -1e4])
+    return {
+        "random": (randn(32, 7), labels(32, classes=7)),
+        "segmentation": (randn(2, 5, 3, 4), labels(2, 3, 4, classes=5)),
+        "unbatched": (randn(6), torch.tensor(4)),
+        "many classes": (randn(4, 300, scale=10.0), labels(4, classes=300)),
+        # 1 - p_y from 4e-5 down to underflow, and p_y itself underflowing (last row).
+        "confident": (confident, torch.zeros(6, dtype=torch.long)),
+        "confident, wrong class": (confident, torch.ones(6, dtype=torch.long)),
+        "ties": (torch.zeros(3, 4, dtype=torch.float64), torch.tensor([0, 1, 3])),
+    }
+
+
+def _softmax_focal_pair(logits, target, gamma):
+    """(fast, composed) per-sample losses and gradients under one random cotangent."""
+    class_dim = 0 if logits.dim() == 1 else 1
+    index = target.unsqueeze(class_dim)
+    results = []
+    for fn in (classification._SoftmaxFocalLoss.apply, classification._softmax_focal_composed):
+        x = logits.detach().clone().requires_grad_()
+        loss = fn(x, index, gamma, class_dim)
+        upstream = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype).view(loss.shape)
+        (grad,) = torch.autograd.grad(loss, x, upstream)
+        results.append((loss.detach(), grad))
+    return results
+
+
+@pytest.mark.parametrize("gamma", SOFTMAX_GAMMAS)
+@pytest.mark.parametrize("case", ["random", "segmentation", "unbatched", "many classes", "ties"])
+def test_softmax_focal_fast_path_equals_composition(generator, case, gamma):
+    logits, target = _softmax_focal_cases(generator)[case]
+    (fast, fast_grad), (composed, composed_grad) = _softmax_focal_pair(logits, target, gamma)
+    torch.testing.assert_close(fast, composed, rtol=1e-12, atol=1e-300)
+    torch.testing.assert_close(fast_grad, composed_grad, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("gamma", SOFTMAX_GAMMAS)
+def test_softmax_focal_fast_path_float32_keeps_the_relative_accuracy_of_1_minus_p(gamma):
+    # p_y = 1 - 2e-9 rounds to 1 in float32: (1 - p_y) ** gamma and -log p_y must not.
+    logits = torch.tensor([[20.0, 0.0], [12.0, -3.0], [30.0, 30.0]])
+    target = torch.zeros(3, dtype=torch.long)
+    fast = classification._SoftmaxFocalLoss.apply(logits, target[:, None], gamma, 1)
+    exact = classification._softmax_focal_composed(logits.double(), target[:, None], gamma, 1)
+    # (gamma = 5 takes the first row below float32's smallest number: 0 is right there.)
+    torch.testing.assert_close(fast.double(), exact, rtol=1e-5, atol=1e-44)
+
+
+def _softmax_focal_exact(row, y, gamma):
+    """The loss of one sample and its gradient, from the definition in 60-digit
+    arithmetic (mpmath; numerical differentiation at that precision)."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+
+    def loss(*x):
+        total = mpmath.fsum(mpmath.exp(v) for v in x)
+        p_y = mpmath.exp(x[y]) / total
+        rest = mpmath.fsum(mpmath.exp(v) for c, v in enumerate(x) if c != y) / total
+        return rest**gamma * -mpmath.log(p_y) if gamma else -mpmath.log(p_y)
+
+    x = [mpmath.mpf(float(v)) for v in row]
+    grad = []
+    for c in range(len(x)):
+        order = [0] * len(x)
+        order[c] = 1
+        grad.append(float(mpmath.diff(loss, x, tuple(order))))
+    return float(loss(*x)), grad
+
+
+@pytest.mark.parametrize("gamma", SOFTMAX_GAMMAS)
+@pytest.mark.parametrize("wrong", [False, True], ids=["right class", "wrong class"])
+def test_softmax_focal_fast_path_confident_logits_against_exact_arithmetic(generator, gamma, wrong):
+    # 1 - p_y from 1e-4 down to underflow, where -log p_y = logsumexp - x_y rounds to 0
+    # in float64 but log1p((1 - p_y) / p_y) does not: the fast path is the accurate one.
+    case = "confident, wrong class" if wrong else "confident"
+    logits, target = _softmax_focal_cases(generator)[case]
+    index = target.unsqueeze(1)
+    x = logits.clone().requires_grad_()
+    loss = classification._SoftmaxFocalLoss.apply(x, index, gamma, 1)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    for i in range(len(logits)):
+        value, row_grad = _softmax_focal_exact(logits[i].tolist(), int(target[i]), gamma)
+        expected = torch.tensor(row_grad, dtype=torch.float64)
+        torch.testing.assert_close(loss[i, 0].item(), value, rtol=1e-12, atol=1e-300)
+        torch.testing.assert_close(grad[i], expected, rtol=1e-9, atol=1e-300)
+
+
+def test_softmax_focal_fast_path_gradcheck(generator):
+    logits = torch.randn(5, 4, generator=generator, dtype=torch.float64).requires_grad_()
+    target = torch.tensor([[0], [3], [1], [1], [2]])
+    for gamma in (0.5, 2.0):
+        assert torch.autograd.gradcheck(
+            lambda x, g=gamma: classification._SoftmaxFocalLoss.apply(x, target, g, 1), (logits,)
+        )
+
+
+def test_softmax_focal_fast_path_refuses_double_backward(generator):
+    logits = torch.randn(3, 4, generator=generator, requires_grad=True)
+    loss = cv_softmax_focal_loss(logits, torch.tensor([0, 1, 2]))
+    (grad,) = torch.autograd.grad(loss, logits, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), logits)
+
+
+def test_softmax_focal_fast_path_runs_on_meta_tensors():
+    logits = torch.empty(4, 5, 2, device="meta", requires_grad=True)
+    loss = cv_softmax_focal_loss(
+        logits, torch.empty(4, 2, dtype=torch.long, device="meta"), reduction="none"
+    )
+    (grad,) = torch.autograd.grad(loss.sum(), logits)
+    assert loss.shape == (4, 2) and grad.shape == (4, 5, 2) and grad.device.type == "meta"
+
+
+def test_softmax_focal_fast_path_under_torch_compile_fullgraph(generator):
+    logits = torch.randn(8, 5, generator=generator, dtype=torch.float64)
+    target = torch.randint(5, (8,), generator=generator)
+    compiled = torch.compile(cv_softmax_focal_loss, fullgraph=True, backend="aot_eager")
+    fast = logits.clone().requires_grad_()
+    reference = logits.clone().requires_grad_()
+    loss = compiled(fast, target)
+    expected = classification._softmax_focal_composed(reference, target[:, None], 2.0, 1).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(
+        torch.autograd.grad(loss, fast)[0], torch.autograd.grad(expected, reference)[0]
+    )
