@@ -6,6 +6,7 @@ and dtype without host synchronisation, and is the reference that
 :func:`cvloss_ref.testing.assert_loss_matches` checks students against.
 """
 
+from ._compile import compile_mode, set_compile
 from ._validation import debug_enabled, set_debug
 from .adversarial import (
     cycle_consistency_loss,
@@ -93,6 +94,7 @@ __all__ = [
     "box_iou",
     "ciou_loss",
     "circle_loss",
+    "compile_mode",
     "content_loss",
     "contrastive_loss",
     "cross_entropy",
@@ -127,6 +129,7 @@ __all__ = [
     "riou_loss",
     "rmse_loss",
     "self_information",
+    "set_compile",
     "set_debug",
     "sigmoid_focal_loss",
     "smooth_l1_loss",

@@ -43,6 +43,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import _compile
 from ._reduction import _check_reduction, _reduce, _upcast
 from ._validation import (
     _check_floating,
@@ -578,7 +579,7 @@ class _FusedBoxLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pred, target, kind, eps):
-        loss, grad_pred, grad_target = _fused_box_loss(pred, target, kind, eps, True)
+        loss, grad_pred, grad_target = _compile.run(_fused_box_loss, pred, target, kind, eps, True)
         ctx.save_for_backward(grad_pred, grad_target)
         return loss
 
@@ -600,7 +601,7 @@ def _box_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float) -
     the gradient is computed only when autograd will ask for it."""
     if torch.is_grad_enabled() and (pred.requires_grad or target.requires_grad):
         return _FusedBoxLoss.apply(pred, target, kind, eps)
-    return _fused_box_loss(pred, target, kind, eps, False)[0]
+    return _compile.run(_fused_box_loss, pred, target, kind, eps, False)[0]
 
 
 # -------------------------------------------------------------------------- losses

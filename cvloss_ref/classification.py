@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import _compile
 from ._reduction import (
     _FULL_PRECISION,
     _REDUCTION_CODE,
@@ -674,7 +675,7 @@ def sigmoid_focal_loss(
         # The fast path: _sigmoid_focal_elementwise with a hand-written gradient.
         return _FusedSigmoidFocalLoss.apply(x, y, alpha, gamma, reduction).to(logits.dtype)
     else:
-        loss = _fused_sigmoid_focal(x, y, alpha, gamma, False)[0]
+        loss = _compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, False)[0]
     return _reduce(loss, reduction).to(logits.dtype)
 
 
@@ -758,7 +759,7 @@ class _FusedSigmoidFocalLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, alpha, gamma, reduction):
-        loss, grad_x = _fused_sigmoid_focal(x, y, alpha, gamma, True)
+        loss, grad_x = _compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, True)
         ctx.save_for_backward(grad_x)
         ctx.reduction = reduction
         return _reduce(loss, reduction)

@@ -24,6 +24,8 @@ from cvloss_ref.testing import check_loss, loss_names
 NOT_CHECKED = {
     "set_debug",
     "debug_enabled",
+    "set_compile",
+    "compile_mode",
     "diou_nms",  # returns indices, checked against torchvision.ops.nms in tests/test_boxes.py
     "mine_triplets",  # returns index triplets, checked against brute force in tests/test_metric.py
     # Preprocessing and model building, not losses: tested in tests/test_dense.py and
