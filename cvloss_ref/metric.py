@@ -9,11 +9,13 @@ itself), a *negative* one with a different label.
 Distances are Euclidean and computed once per batch by :func:`pairwise_distances`,
 whose gradient is 0 (not NaN) at zero distance: the diagonal, duplicates and a
 collapsed model where every embedding is the same.  The batch losses
-(:func:`batch_all_triplet_loss`, :func:`batch_hard_triplet_loss`,
-:func:`circle_loss`) work on masks over the ``(B, B)`` matrix, with no boolean
-indexing and no ``nonzero``: no host synchronisation, ``torch.compile``-friendly,
-and they run on ``meta`` tensors.  A batch without any valid triplet (one class,
-or every label distinct) gives a loss of 0 with a zero gradient, not NaN.
+(:func:`batch_all_triplet_loss`, :func:`circle_loss`) work on masks over the
+``(B, B)`` matrix; :func:`batch_hard_triplet_loss` mines its pairs on that matrix
+without autograd and then differentiates only the :math:`2B` distances it selected.
+None uses boolean indexing or ``nonzero``: no host synchronisation,
+``torch.compile``-friendly, and they run on ``meta`` tensors.  A batch without any
+valid triplet (one class, or every label distinct) gives a loss of 0 with a zero
+gradient, not NaN.
 :func:`mine_triplets` returns indices, whose number depends on the data, so it
 does synchronise.
 
@@ -527,10 +529,22 @@ def batch_hard_triplet_loss(
     (unlike pytorch-metric-learning's default ``AvgNonZeroReducer``).  An empty
     :math:`A` (one class, or every label distinct) gives 0 with a zero gradient.
 
-    The hardest positive and negative are found with masked ``amax``/``amin``
-    (non-candidates filled with 0 and the dtype's largest value), in
-    :math:`O(B^2)` memory and without any host synchronisation.  Where several
-    candidates tie, ``amax``/``amin`` share the gradient among them.
+    The loss is computed in two steps, "mine, then recompute".  Mining, without
+    autograd: the squared distances of all pairs come from one matrix product of
+    the centred rows (as in :func:`pairwise_distances`), and a masked
+    ``max``/``min`` per row gives the *index* of each anchor's hardest positive
+    and negative (the square root is monotone, so it is not needed).  Recomputing,
+    with autograd: only the :math:`2B` selected distances
+    :math:`\lVert x_a - x_p \rVert` and :math:`\lVert x_a - x_n \rVert`, from the
+    differences of the rows (more accurate than the Gram form), with the guarded
+    square root of :func:`pairwise_distances` (``eps=1e-12``), so a zero distance
+    has a zero gradient.  Memory: one ``(B, B)`` matrix of squared distances (and
+    a boolean one of label equality) exists during mining only; the backward pass
+    keeps :math:`O(B D)` tensors, none of size :math:`B^2`.  No host
+    synchronisation: indices are gathered, anchors without a triplet are masked.
+    Where several candidates tie exactly in distance, the gradient goes to one of
+    them (a valid subgradient of the max/min; masked ``amax``/``amin`` would
+    share it among them); the value is the same.
 
     Args:
         embeddings: ``(B, D)``, floating point.
@@ -559,17 +573,53 @@ def batch_hard_triplet_loss(
 
     if embeddings.shape[0] == 0:  # an empty batch (a shape, not a value: no sync)
         return 0.0 * embeddings.sum()
-    dist = _upcast(pairwise_distances(embeddings))
-    positive, negative = _pair_masks(labels)
-    # Distances are >= 0, so 0 never wins the max; the largest float never wins the min.
-    hardest_pos = torch.where(positive, dist, torch.zeros_like(dist)).amax(dim=1)
-    largest = torch.finfo(dist.dtype).max
-    hardest_neg = torch.where(negative, dist, torch.full_like(dist, largest)).amin(dim=1)
-    has_triplet = positive.any(dim=1) & negative.any(dim=1)
-    # Anchors without a triplet are masked out below; keep their (huge) gap finite.
+    x = _upcast(embeddings)
+    positive_index, negative_index = _hardest_indices(x, labels)
+    has_triplet = _has_positive_and_negative(labels)
+    hardest_pos = _row_distances(x, positive_index)
+    hardest_neg = _row_distances(x, negative_index)
+    # Anchors without a triplet are masked out below (their indices are arbitrary).
     gap = torch.where(has_triplet, hardest_pos - hardest_neg, torch.zeros_like(hardest_pos))
     losses = F.softplus(gap) if soft else F.relu(margin + gap)
     return _masked_mean(losses, has_triplet).to(embeddings.dtype)
+
+
+def _hardest_indices(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``x`` ``(B, D)``, the index of its farthest positive and of its
+    nearest negative, without autograd; an arbitrary valid index where there is none.
+
+    The ``(B, B)`` scores are ``|x_j|^2 - 2 x_i . x_j``: the squared distance minus
+    ``|x_i|^2``, a constant per row, which changes no row's argmax or argmin.  The
+    rows are centred first to keep the cancellation small (as in
+    :func:`pairwise_distances`).
+    """
+    with torch.no_grad():
+        xc = x.detach()
+        xc = xc - xc.mean(dim=0, keepdim=True)
+        sq_norms = (xc * xc).sum(dim=1)
+        scores = torch.addmm(sq_norms.unsqueeze(0), xc, xc.T, beta=1, alpha=-2)
+        scores.diagonal().fill_(-torch.inf)  # the anchor itself: never the farthest positive
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        positive_index = torch.where(same, scores, -torch.inf).max(dim=1).indices
+        # In place: the positives' scores are no longer needed (the diagonal is in ``same``).
+        negative_index = scores.masked_fill_(same, torch.inf).min(dim=1).indices
+    return positive_index, negative_index
+
+
+def _has_positive_and_negative(labels: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` boolean: the anchor's class has another member and is not the whole
+    batch.  Class sizes from a sort, ``O(B log B)``, with no data-dependent shape."""
+    ordered = labels.sort().values
+    size = torch.searchsorted(ordered, labels, right=True) - torch.searchsorted(ordered, labels)
+    return (size > 1) & (size < labels.shape[0])
+
+
+def _row_distances(x: torch.Tensor, index: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``|x_i - x_index[i]|`` for every row, differentiable, from the differences; a
+    squared distance ``<= eps`` gives 0 with a zero gradient (as in
+    :func:`pairwise_distances`)."""
+    diff = x - x.index_select(0, index)
+    return _safe_sqrt((diff * diff).sum(dim=1), eps)
 
 
 def circle_loss(

@@ -492,6 +492,106 @@ def test_batch_hard_triplet_loss_gradcheck(generator):
     assert torch.autograd.gradcheck(lambda x: batch_hard_triplet_loss(x, labels, 2.0), (x,))
 
 
+def _dense_batch_hard(x, labels, margin=1.0, soft=False):
+    """Hermans et al. eq. (5)/(6) from the full (B, B, D) tensor of differences: the
+    farthest positive and nearest negative by masked amax/amin of ``.norm``."""
+    dist = (x.unsqueeze(1) - x.unsqueeze(0)).norm(dim=-1)  # norm's gradient at 0 is 0
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    positive = same & ~torch.eye(len(labels), dtype=torch.bool)
+    negative = ~same
+    has = positive.any(1) & negative.any(1)
+    hardest_pos = torch.where(positive, dist, 0.0).amax(1)
+    hardest_neg = torch.where(negative, dist, math.inf).amin(1)
+    gap = (hardest_pos - hardest_neg)[has]
+    losses_ = F.softplus(gap) if soft else F.relu(margin + gap)
+    return losses_.mean() if has.any() else 0.0 * x.sum()
+
+
+def _batch_of_classes(generator, batch=64, dim=8, classes=6, singleton=False):
+    x = _embeddings(generator, batch, dim)
+    labels = torch.randint(0, classes, (batch,), generator=generator)
+    if singleton:
+        labels[5] = classes  # a class of one: an anchor without a positive
+    return x, labels
+
+
+@pytest.mark.parametrize(
+    ("margin", "soft", "singleton"),
+    [
+        (0.2, False, False),
+        (1.0, False, True),
+        (3.0, False, False),
+        (1.0, True, False),
+        (1.0, True, True),
+    ],
+)
+def test_batch_hard_triplet_loss_same_as_dense_reference(generator, margin, soft, singleton):
+    # B = 64: mining (a (B, B) matrix, no autograd) then recomputing the 2B chosen
+    # distances gives the value and gradient of the definition.
+    x, labels = _batch_of_classes(generator, singleton=singleton)
+    torch.testing.assert_close(
+        _value_and_grad(batch_hard_triplet_loss, x, labels, margin, soft),
+        _value_and_grad(_dense_batch_hard, x, labels, margin, soft),
+    )
+
+
+def test_batch_hard_triplet_loss_far_from_origin_in_float32(generator):
+    # The mining Gram matrix is of centred rows and the chosen distances are
+    # recomputed from differences: an offset of 1e3 costs no accuracy in float32.
+    x, labels = _batch_of_classes(generator)
+    x = (x + 1e3).float()
+    out, grad = _value_and_grad(batch_hard_triplet_loss, x, labels, 1.0)
+    expected, expected_grad = _value_and_grad(_dense_batch_hard, x.double(), labels, 1.0)
+    torch.testing.assert_close(out, expected.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, expected_grad.float(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_hard_triplet_loss_saves_no_quadratic_tensor_for_backward(generator):
+    # The (B, B) matrices of the mining step are not part of the autograd graph: every
+    # tensor kept for the backward pass is O(B D), here far below B^2.
+    batch = 256
+    x, labels = _batch_of_classes(generator, batch, 8, classes=16)
+    x.requires_grad_(True)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = batch_hard_triplet_loss(x, labels)
+    assert saved and max(saved) < batch * batch, max(saved)
+    (grad,) = torch.autograd.grad(out, x)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_batch_hard_triplet_loss_identical_embeddings_large_batch(generator, soft):
+    # Every chosen distance is exactly 0 (the differences of equal rows): the loss is
+    # the margin (softplus(0) when soft) with a finite, exactly zero gradient.
+    x = (100.0 + _embeddings(generator, 1, 8)).expand(64, 8).clone()
+    labels = torch.arange(64) % 5
+    out, grad = _value_and_grad(batch_hard_triplet_loss, x, labels, 0.7, soft)
+    expected = math.log(2.0) if soft else 0.7
+    torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float64))
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_batch_hard_triplet_loss_ties_give_the_same_value(generator):
+    # Duplicated rows make exact ties among the hardest candidates: the value is the
+    # definition's, the gradient (sent to one of the tied pairs) finite.
+    x, labels = _batch_of_classes(generator, 32, 4, classes=4)
+    x = torch.cat([x, x])
+    labels = torch.cat([labels, labels])
+    out, grad = _value_and_grad(batch_hard_triplet_loss, x, labels, 1.0)
+    expected, expected_grad = _value_and_grad(_dense_batch_hard, x, labels, 1.0)
+    torch.testing.assert_close(out, expected)
+    assert torch.isfinite(grad).all()
+    # Which copy of a tied pair gets the gradient differs (amax splits it), but the
+    # sum over the two copies of each row is the same.
+    torch.testing.assert_close(grad[:32] + grad[32:], expected_grad[:32] + expected_grad[32:])
+
+
 # ----------------------------------------------------------------------------- circle_loss
 
 
