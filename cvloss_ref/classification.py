@@ -228,6 +228,29 @@ def cross_entropy(
         >>> cross_entropy(logits, torch.tensor([-100, -100]))  # all ignored: 0, not NaN
         tensor(0.)
     """
+    if (
+        isinstance(logits, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and logits.dtype in _FULL_PRECISION
+        and target.dtype == torch.long
+        and weight is None
+        and logits.dim() == 2
+        and target.dim() == 1
+        and target.shape[0] == logits.shape[0]
+        and logits.shape[1] > 0
+        and target.device == logits.device
+        and type(ignore_index) is int
+        and type(label_smoothing) in (float, int)
+        and 0 <= label_smoothing <= 1
+        and reduction in _REDUCTION_CODE
+        and not _wants_values(validate)
+    ):
+        # The common call, (N, C) logits and (N,) class indices, checked in a few
+        # microseconds: the full checks below cost about as much as the loss of a
+        # small batch.
+        return _index_cross_entropy(
+            logits, target, None, ignore_index, float(label_smoothing), reduction
+        )
     _check_floating(logits, "logits")
     _check_tensor(target, "target")
     _check_reduction(reduction)
@@ -283,17 +306,30 @@ def cross_entropy(
         )
         return loss.to(logits.dtype)
     target = target if target.dtype == torch.long else target.long()
+    return _index_cross_entropy(x, target, w, ignore_index, epsilon, reduction).to(logits.dtype)
+
+
+def _index_cross_entropy(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    w: torch.Tensor | None,
+    ignore_index: int,
+    epsilon: float,
+    reduction: str,
+) -> torch.Tensor:
+    """:func:`cross_entropy` of checked float32/float64 logits and ``long`` class
+    indices, by ATen's kernel; the mean is ours (0, not 0/0, when nothing is kept)."""
     if reduction != "mean":
-        loss = torch._C._nn.cross_entropy_loss(x, target, w, code, ignore_index, epsilon)
-        return loss.to(logits.dtype)
+        code = _REDUCTION_CODE[reduction]
+        return torch._C._nn.cross_entropy_loss(x, target, w, code, ignore_index, epsilon)
     total = torch._C._nn.cross_entropy_loss(x, target, w, 2, ignore_index, epsilon)
     kept = target != ignore_index
     if w is None:
         # A count: when it is 0 the sum is 0 too, and 0 / 1 is the convention.
-        return (total / kept.sum().clamp_min(1)).to(logits.dtype)
+        return total / kept.sum().clamp_min(1)
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
     target_weight = w[torch.where(kept, target, torch.zeros_like(target))] * kept
-    return _weighted_mean(total, target_weight).to(logits.dtype)
+    return _weighted_mean(total, target_weight)
 
 
 def smooth_labels(
