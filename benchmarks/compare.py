@@ -11,10 +11,12 @@ with respect to the model's outputs (``torch.autograd.grad``).
     python benchmarks/compare.py --only giou_loss sigmoid_focal_loss --repeat 9
     python benchmarks/compare.py --quick              # tiny sizes: the smoke run
 
-Peak memory is the largest ``torch.cuda.max_memory_allocated`` above what the inputs
-already hold, over one call of each side (CUDA only; "-" on CPU, where PyTorch keeps no
-such counter).  On a CPU set ``MALLOC_MMAP_THRESHOLD_=4294967296
-MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824`` (``make bench`` does):
+Peak memory is the most memory allocated at any moment of one call of each side, above
+what the inputs already hold: ``torch.cuda.max_memory_allocated`` on a GPU, and on a CPU
+the running sum of the allocations and frees that PyTorch's profiler records (measured in
+a separate call, so that profiling does not slow the timed ones).  On a CPU set
+``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184
+MALLOC_TOP_PAD_=1073741824`` (``make bench`` does):
 otherwise glibc returns large blocks to the system after each call and timings flip
 between 1x and 4x.  After the table, the issue's targets are checked and printed; the
 script asserts nothing and exits 0 whatever the timings.
@@ -23,8 +25,11 @@ script asserts nothing and exits 0 whatever the timings.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -311,15 +316,53 @@ def _block(step: Callable[[], None], number: int, device: str) -> float:
     return (time.perf_counter() - start) / number
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ library logs every start and stop)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _peak_memory(step: Callable[[], None], device: str) -> int | None:
-    if device != "cuda":
+    """Bytes allocated at the peak of one call, above what was allocated before it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    # On a CPU PyTorch keeps no peak counter, but its profiler records every allocation
+    # and free of the CPU allocator: the running sum of those, in time order, peaks at
+    # the same place.
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with (
+            _quiet_stderr(),
+            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+        ):
+            step()
+        events = prof.profiler.kineto_results.events()
+    except (RuntimeError, AttributeError):  # a profiler without the kineto results
         return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    step()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
+    changes = sorted(
+        (event.start_ns(), event.nbytes())
+        for event in events
+        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
+    )
+    held = peak = 0
+    for _, nbytes in changes:
+        held += nbytes
+        peak = max(peak, held)
+    return peak
 
 
 def measure(pair: Pair, repeat: int, device: str, block_s: float) -> dict:

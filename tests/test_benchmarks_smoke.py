@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,3 +41,21 @@ def test_compare_only_selects_losses(capsys):
     assert compare.main(["--quick", "--only", "ciou_loss"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ciou")]
     assert len(rows) == 1
+
+
+def test_cpu_peak_memory_counts_the_allocations_of_one_call():
+    compare = _load("compare")
+    x = torch.randn(1000, 250)  # 1 MB
+    one_mb = x.numel() * x.element_size()
+
+    def two_temporaries() -> None:
+        y = x * 2  # allocated: 1 MB held
+        z = y + 1  # 2 MB held: the peak
+        del y, z
+
+    def one_at_a_time() -> None:
+        for _ in range(3):
+            (x * 2).sum()  # each temporary freed before the next
+
+    assert compare._peak_memory(two_temporaries, "cpu") >= 2 * one_mb
+    assert one_mb <= compare._peak_memory(one_at_a_time, "cpu") < 2 * one_mb
