@@ -953,7 +953,10 @@ class _SoftmaxFocalLoss(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, target: torch.Tensor, gamma: float, dim: int):
         p = torch.softmax(x, dim)
         p_y = p.gather(dim, target)
-        rest = p.scatter(dim, target, 0.0).sum(dim, keepdim=True)
+        # sum_{c != y} p_c: p_y zeroed in place for the sum, then put back (p is ours,
+        # and a copy of a (N, C) tensor is what bounds this function's memory).
+        rest = p.scatter_(dim, target, 0.0).sum(dim, keepdim=True)
+        p.scatter_(dim, target, p_y)
         top, top_index = x.max(dim, keepdim=True)
         from_lse = (top - x.gather(dim, target)) - torch.log(p.gather(dim, top_index))
         confident = p_y >= 0.5
