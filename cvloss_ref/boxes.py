@@ -475,11 +475,20 @@ def _box_loss_reference(
 
 
 def _fused_box_loss(
-    pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float, with_grad: bool
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    kind: str,
+    eps: float,
+    with_grad: bool,
+    target_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Elementwise GIoU/DIoU/CIoU loss of ``"xyxy"`` boxes and, with ``with_grad``,
-    its gradients with respect to ``pred`` and ``target`` for a unit upstream
-    gradient, as ``(4, ...)`` tensors (coordinates first).
+    its gradients with respect to ``pred`` and (with ``target_grad``) ``target`` for a
+    unit upstream gradient, as ``(4, ...)`` tensors (coordinates first).
+
+    Memory: every intermediate is released as soon as it has been used for the last
+    time, and the gradient's are combined in place, so that the peak stays near the
+    inputs plus the gradients it returns.
 
     Gradient conventions are those of autograd on the readable composition: at a tie
     of ``torch.minimum``/``maximum`` each side gets half; the clamp of the
@@ -496,6 +505,7 @@ def _fused_box_loss(
         top_left[0], top_left[1]
     )
     inter_size = inter_raw.clamp(min=0)
+    del inter_raw
     enclosing_size = torch.maximum(bottom_right[0], bottom_right[1]) - torch.minimum(
         top_left[0], top_left[1]
     )
@@ -509,9 +519,11 @@ def _fused_box_loss(
         enclosing_area = enclosing_size[0] * enclosing_size[1]
         enclosing_eps = enclosing_area + eps
         loss = loss + (enclosing_area - union) / enclosing_eps
+        del enclosing_area
     else:
         centres = top_left + bottom_right  # twice the centres
         centre_diff = centres[0] - centres[1]
+        del centres
         centre_dist2 = (centre_diff * centre_diff).sum(0) / 4
         diagonal_eps = (enclosing_size * enclosing_size).sum(0) + eps
         loss = loss + centre_dist2 / diagonal_eps
@@ -524,24 +536,31 @@ def _fused_box_loss(
         # CIoU's alpha is a constant weight (no gradient), as in ciou_loss.
         alpha = v / (1 - iou + v + eps)
         loss = loss + alpha * v
+        del angles, v
     if not with_grad:
         return loss, None, None
+    del inter, areas, union  # not needed by the gradient
 
     # d loss / d union through IoU = inter / (union + eps), and the penalty's gradient
     # in the enclosing box's (C_w, C_h).
     grad_union = iou / union_eps
     if kind == "giou":
         # (|C| - U) / (|C| + eps): -1 / (|C| + eps) in U, (U + eps) / (|C| + eps)^2 in |C|.
-        grad_union = grad_union - 1 / enclosing_eps
+        grad_union -= 1 / enclosing_eps
         grad_enclosing = (union_eps / (enclosing_eps * enclosing_eps)) * enclosing_size.flip(0)
     else:
         # rho^2 / (c^2 + eps) with c^2 = C_w^2 + C_h^2: -2 C_wh rho^2 / (c^2 + eps)^2.
         grad_enclosing = enclosing_size * (-2 * centre_dist2 / (diagonal_eps * diagonal_eps))
-    grad_inter = -1 / union_eps - grad_union
+    del enclosing_size
+    grad_inter = -1 / union_eps
+    grad_inter -= grad_union
     # U = w h + w' h' - I, and I = iw ih (clamped: no gradient at 0 or below).
     grad_sizes = grad_union * sizes.flip(1)
+    del grad_union
     # sign(inter_size) is the clamp's mask (1 above 0, else 0): cheaper than a where.
-    grad_inter_size = grad_inter * inter_size.flip(0) * inter_size.sign()
+    grad_inter_size = inter_size.flip(0) * grad_inter
+    grad_inter_size *= inter_size.sign()
+    del grad_inter, inter_size
     if kind == "ciou":
         # v = 4/pi^2 (atan2(w', h') - atan2(w, h))^2; d atan2(w, h) = (h, -w) / (w^2 + h^2),
         # 0 for a point box; the prediction's angle enters with -1, the target's with +1.
@@ -552,19 +571,32 @@ def _fused_box_loss(
         # (h, -w) = 0 then makes the gradient 0, as _aspect_angle's double where does.
         norm2 = (sizes * sizes).sum(1, keepdim=True).clamp(min=torch.finfo(sizes.dtype).tiny)
         scale = grad_angle.unsqueeze(1) / norm2
+        del grad_angle, norm2
         grad_sizes += sizes.flip(1) * torch.cat((scale, -scale), 1)
+        del scale
+    del sizes
     # min/max: the smaller (larger) side gets the gradient, each half at a tie.  With
     # s = sign(pred - target), the prediction's share of a min is (1 - s) / 2 and of a
     # max (1 + s) / 2; the target's is the other one.
-    both = (grad_inter_size + grad_enclosing) / 2
-    split = (grad_enclosing - grad_inter_size) / 2
-    shared = both + grad_sizes  # d/d bottom-right; top-left gets its negative
-    grads = torch.cat((-shared, shared), 1)  # (2 boxes, 4 coordinates, ...)
-    own = torch.sign(boxes[0] - boxes[1]) * torch.cat((split, split))
+    split = grad_enclosing - grad_inter_size
+    split *= 0.5
+    shared = grad_inter_size.add_(grad_enclosing).mul_(0.5)  # both halves, in place
+    del grad_enclosing, grad_inter_size
+    shared = grad_sizes.add_(shared)  # d/d bottom-right; top-left gets its negative
+    own = torch.sign(boxes[0] - boxes[1])
+    del boxes
+    own *= torch.cat((split, split))
+    del split
     if kind != "giou":
         # d rho^2 / d centre_diff = centre_diff / 2, the same for both corners.
         grad_centre = centre_diff * (0.5 / diagonal_eps)
         own += torch.cat((grad_centre, grad_centre))
+        del grad_centre
+    if not target_grad:
+        grad_pred = torch.cat((-shared[0], shared[0]))  # (4 coordinates, ...)
+        grad_pred += own
+        return loss, grad_pred, None
+    grads = torch.cat((-shared, shared), 1)  # (2 boxes, 4 coordinates, ...)
     grads[0] += own
     grads[1] -= own
     return loss, grads[0], grads[1]
@@ -579,7 +611,10 @@ class _FusedBoxLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pred, target, kind, eps):
-        loss, grad_pred, grad_target = _compile.run(_fused_box_loss, pred, target, kind, eps, True)
+        target_grad = ctx.needs_input_grad[1]
+        loss, grad_pred, grad_target = _compile.run(
+            _fused_box_loss, pred, target, kind, eps, True, target_grad
+        )
         ctx.save_for_backward(grad_pred, grad_target)
         return loss
 

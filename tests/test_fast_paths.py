@@ -111,6 +111,21 @@ def test_box_fast_path_equals_reference_value_and_gradients(generator, kind, red
 
 
 @pytest.mark.parametrize("kind", list(BOX_LOSSES))
+@pytest.mark.parametrize("case", ["random", "degenerate", "degenerate-swapped", "batched"])
+def test_box_fast_path_with_only_the_prediction_differentiable(generator, kind, case):
+    # The usual training call: the targets need no gradient, so none is computed.
+    pred, target = _box_cases(generator)[case]
+    got_pred = pred.clone().requires_grad_()
+    ref_pred = pred.clone().requires_grad_()
+    loss = BOX_LOSSES[kind](got_pred, target, reduction="sum")
+    expected = boxes._box_loss_reference(ref_pred, target, kind, reduction="sum")
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-12)
+    (got,) = torch.autograd.grad(loss, got_pred)
+    (want,) = torch.autograd.grad(expected, ref_pred)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
 @pytest.mark.parametrize("box_format", ["xywh", "cxcywh"])
 def test_box_fast_path_equals_reference_in_other_formats(generator, kind, box_format):
     pred = boxes.box_convert(_random_boxes(generator, 16), "xyxy", box_format)
