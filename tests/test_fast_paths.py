@@ -1,14 +1,14 @@
 """The fast paths (hand-written gradients) against the readable compositions they replace.
 
-``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss`` and
-``softmax_focal_loss`` compute their value and gradient in one pass
-(``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``); the readable
-autograd compositions are kept as ``_box_loss_reference``,
-``_sigmoid_focal_elementwise`` and ``_softmax_focal_composed``.  Values and gradients
-must be equal (float64, to rounding), on random inputs and on every edge case the
-composition was designed for; where the composition itself rounds (a softmax focal loss
-with 1 - p below float64's resolution), the fast path is checked against 60-digit
-arithmetic instead.
+``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss``,
+``softmax_focal_loss`` and ``total_variation`` compute their value and gradient in one
+pass (``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``,
+``_TotalVariation``); the readable autograd compositions are kept as
+``_box_loss_reference``, ``_sigmoid_focal_elementwise``, ``_softmax_focal_composed`` and
+``_total_variation_composed``.  Values and gradients must be equal (float64, to
+rounding), on random inputs and on every edge case the composition was designed for;
+where the composition itself rounds (a softmax focal loss with 1 - p below float64's
+resolution), the fast path is checked against 60-digit arithmetic instead.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvloss_ref import boxes, classification
+from cvloss_ref import boxes, classification, synthesis
 from cvloss_ref.boxes import ciou_loss, diou_loss, giou_loss
 from cvloss_ref.classification import sigmoid_focal_loss
 from cvloss_ref.classification import softmax_focal_loss as cv_softmax_focal_loss
@@ -476,3 +476,37 @@ def test_softmax_focal_fast_path_under_torch_compile_fullgraph(generator):
     torch.testing.assert_close(
         torch.autograd.grad(loss, fast)[0], torch.autograd.grad(expected, reference)[0]
     )
+
+
+# ---------------------------------------------------------------------- total variation
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 2, 5, 7), (2, 4, 3), (1, 1, 1, 6), (2, 3, 1, 1)])
+def test_total_variation_fast_path_equals_composition(generator, p, shape):
+    images = torch.randn(shape, generator=generator, dtype=torch.float64)
+    images[..., : shape[-2] // 2, :] = 0.5  # a flat region: zero differences, sign 0
+    fast = images.clone().requires_grad_()
+    composed = images.clone().requires_grad_()
+    got = synthesis.total_variation(fast, p=p, reduction="none")
+    want = synthesis._total_variation_composed(composed, p)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    upstream = torch.rand(got.shape, generator=generator, dtype=torch.float64) + 0.5
+    (got_grad,) = torch.autograd.grad(got, fast, upstream)
+    (want_grad,) = torch.autograd.grad(want, composed, upstream)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_total_variation_fast_path_gradcheck_and_single_backward(generator):
+    images = torch.randn(2, 3, 4, 5, generator=generator, dtype=torch.float64)
+    images = images.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: synthesis._TotalVariation.apply(x, 2), (images,))
+    (grad,) = torch.autograd.grad(synthesis.total_variation(images, p=2), images, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), images)
+
+
+def test_total_variation_fast_path_runs_on_meta_tensors():
+    images = torch.empty(2, 3, 8, 8, device="meta", requires_grad=True)
+    (grad,) = torch.autograd.grad(synthesis.total_variation(images), images)
+    assert grad.shape == images.shape and grad.device.type == "meta"
