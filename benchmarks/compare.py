@@ -400,6 +400,18 @@ def _machine(device: str) -> str:
     )
 
 
+def _target(title: str, rows: list, floor: float, numel: int | None = None) -> None:
+    """Print whether every (pair, ratio) row (of ``numel`` elements, if given) reaches
+    ``floor``."""
+    rows = [(p, r) for p, r in rows if numel is None or p.numel == numel]
+    missed = [f"{p.name} {p.size} ({r:.2f})" for p, r in rows if r < floor]
+    if not rows:
+        verdict = "not measured (--only left them out)"
+    else:
+        verdict = "MISSED by " + ", ".join(missed) if missed else "holds"
+    print(f"target: {title}: {verdict}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -444,39 +456,23 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    if args.device == "cuda" and not args.quick:
+    if not args.quick:
         print()
-        gpu = [
-            (p, r)
-            for p, r in results
-            if p.name.split(" ")[0] in CPU_FAST - {"sigmoid_focal_loss"} and p.numel == 1_000_000
-        ]
-        missed = [f"{p.name} ({r:.2f})" for p, r in gpu if r < GPU_BOX_RATIO]
-        verdict = (
-            "not measured (--only left them out)"
-            if not gpu
-            else "MISSED by " + ", ".join(missed)
-            if missed
-            else "holds"
-        )
-        print(f"target: box losses >= {GPU_BOX_RATIO} at 1e6 boxes on CUDA: {verdict}")
-    if args.device == "cpu" and not args.quick:
-        print()
-        slow = [f"{p.name} {p.size} ({r:.2f})" for p, r in results if r < CPU_FLOOR]
-        print(
-            f"target: every ratio >= {CPU_FLOOR}: "
-            + ("holds" if not slow else "MISSED by " + ", ".join(slow))
-        )
-        fast = [(p, r) for p, r in results if p.name in CPU_FAST and p.numel == 100_000]
-        missed = [f"{p.name} ({r:.2f})" for p, r in fast if r < CPU_FAST_RATIO]
-        verdict = (
-            "not measured (--only left them out)"
-            if not fast
-            else "MISSED by " + ", ".join(missed)
-            if missed
-            else "holds"
-        )
-        print(f"target: box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5: {verdict}")
+        if args.device == "cuda":
+            boxes = CPU_FAST - {"sigmoid_focal_loss"}
+            gpu = [(p, r) for p, r in results if p.name.split(" ")[0] in boxes]
+            _target(
+                f"box losses >= {GPU_BOX_RATIO} at 1e6 boxes on CUDA", gpu, GPU_BOX_RATIO, 10**6
+            )
+        else:
+            _target(f"every ratio >= {CPU_FLOOR}", results, CPU_FLOOR)
+            fast = [(p, r) for p, r in results if p.name in CPU_FAST]
+            _target(
+                f"box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5",
+                fast,
+                CPU_FAST_RATIO,
+                10**5,
+            )
     return 0
 
 

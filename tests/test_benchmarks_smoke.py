@@ -59,3 +59,25 @@ def test_cpu_peak_memory_counts_the_allocations_of_one_call():
 
     assert compare._peak_memory(two_temporaries, "cpu") >= 2 * one_mb
     assert one_mb <= compare._peak_memory(one_at_a_time, "cpu") < 2 * one_mb
+
+
+def test_targets_report_holds_missed_and_not_measured(capsys):
+    compare = _load("compare")
+
+    def row(name, numel, ratio):
+        return (compare.Pair(name, f"{numel:.0e}", "peer", None, None, (), numel=numel), ratio)
+
+    rows = [
+        row("giou_loss", 10**5, 2.0),
+        row("ciou_loss", 10**5, 1.2),
+        row("giou_loss", 10**6, 0.5),
+    ]
+    compare._target("fast at 1e5", rows, 1.5, 10**5)
+    compare._target("fast at 1e6", rows[:2], 1.5, 10**6)
+    compare._target("every ratio", rows[:1], 0.9)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "target: fast at 1e5: MISSED by ciou_loss 1e+05 (1.20)",
+        "target: fast at 1e6: not measured (--only left them out)",
+        "target: every ratio: holds",
+    ]
