@@ -72,6 +72,22 @@ def _check_integer(tensor: object, name: str) -> torch.Tensor:
     return tensor
 
 
+def _plain_pair(a: object, b: object) -> bool:
+    """Whether ``a`` and ``b`` are non-empty float32/float64 tensors of one dtype, shape and
+    device: the common call, which a loss may send straight to a fused kernel after this
+    one check (about a microsecond).  Anything else takes the full checks, which name
+    what is wrong."""
+    return (
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and a.dtype in (torch.float32, torch.float64)
+        and b.dtype is a.dtype
+        and a.shape == b.shape
+        and a.device == b.device
+        and a.numel() > 0
+    )
+
+
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     """``a`` and ``b`` must have identical shapes (no silent broadcasting)."""
     if a.shape != b.shape:

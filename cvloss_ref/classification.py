@@ -42,6 +42,7 @@ from ._validation import (
     _check_same_shape,
     _check_tensor,
     _check_values_in,
+    _plain_pair,
     _wants_values,
 )
 
@@ -296,15 +297,14 @@ def cross_entropy(
     # zero gradient when nothing is kept (ATen divides 0 by 0).
     x = _upcast(logits)
     w = None if weight is None else weight.to(x.dtype)
-    code = _REDUCTION_CODE[reduction]
     if probability_target:
-        if x.numel() == 0:  # a shape, not a value: no sync
-            loss = torch._C._nn.cross_entropy_loss(x, target.to(x.dtype), w, 0, -100, epsilon)
-            return _reduce(loss, reduction).to(logits.dtype)
-        loss = torch._C._nn.cross_entropy_loss(
-            x, target.to(x.dtype), w, code, ignore_index, epsilon
-        )
-        return loss.to(logits.dtype)
+        # The mean divides by the number of samples, a shape: only an empty batch needs
+        # our convention (reduced here from "none").
+        fused = reduction if x.numel() else "none"
+        soft = target.to(x.dtype)
+        code = _REDUCTION_CODE[fused]
+        loss = torch._C._nn.cross_entropy_loss(x, soft, w, code, ignore_index, epsilon)
+        return _reduce(loss, "none" if x.numel() else reduction).to(logits.dtype)
     target = target if target.dtype == torch.long else target.long()
     return _index_cross_entropy(x, target, w, ignore_index, epsilon, reduction).to(logits.dtype)
 
@@ -576,17 +576,11 @@ def binary_cross_entropy_with_logits(
         >>> torch.allclose(loss, F.binary_cross_entropy_with_logits(logits, target))
         True
     """
-    dtype = logits.dtype if isinstance(logits, torch.Tensor) else None
     if (
-        dtype in _FULL_PRECISION
-        and weight is None
+        weight is None
         and pos_weight is None
-        and isinstance(target, torch.Tensor)
-        and target.dtype is dtype
-        and target.shape == logits.shape
-        and target.device == logits.device
-        and logits.numel()
         and reduction in _REDUCTION_CODE
+        and _plain_pair(logits, target)
         and not _wants_values(validate)
     ):
         # The common call, checked in about a microsecond and sent straight to ATen's

@@ -20,8 +20,14 @@ from collections.abc import Callable
 
 import torch
 
-from ._reduction import _FULL_PRECISION, _REDUCTION_CODE, _check_reduction, _reduce, _upcast
-from ._validation import _check_floating, _check_number, _check_same_device, _check_same_shape
+from ._reduction import _REDUCTION_CODE, _check_reduction, _reduce, _upcast
+from ._validation import (
+    _check_floating,
+    _check_number,
+    _check_same_device,
+    _check_same_shape,
+    _plain_pair,
+)
 
 __all__ = [
     "huber_loss",
@@ -35,15 +41,6 @@ __all__ = [
 
 def _check_pair(input: torch.Tensor, target: torch.Tensor) -> None:
     """Floating tensors of one shape on one device."""
-    if (
-        isinstance(input, torch.Tensor)
-        and isinstance(target, torch.Tensor)
-        and input.is_floating_point()
-        and target.is_floating_point()
-        and input.shape == target.shape
-        and input.device == target.device
-    ):
-        return  # the common case, in about a microsecond
     _check_floating(input, "input")
     _check_floating(target, "target")
     _check_same_shape(input, target, "input", "target")
@@ -77,14 +74,12 @@ def _fused(
     cost about 2 microseconds, less than ``torch.nn.functional``'s own wrapper, which
     is why the kernel is called directly rather than through ``F.smooth_l1_loss``.
     """
-    _check_pair(input, target)
     code = _REDUCTION_CODE.get(reduction) if isinstance(reduction, str) else None
-    if code is None:
-        _check_reduction(reduction)  # raises, naming the argument
-    dtype = input.dtype
-    if dtype is target.dtype and dtype in _FULL_PRECISION and input.numel():
+    if code is not None and _plain_pair(input, target):
         return kernel(input, target, code, param)
-    out_dtype = torch.promote_types(dtype, target.dtype)
+    _check_pair(input, target)
+    _check_reduction(reduction)
+    out_dtype = torch.promote_types(input.dtype, target.dtype)
     compute = torch.promote_types(_upcast(input).dtype, _upcast(target).dtype)
     x, y = input.to(compute), target.to(compute)
     if x.numel() == 0:  # a shape, not a value: no sync
