@@ -7,14 +7,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers: tests that share an expensive fixture (the built book, a grading
+# batch) stay on one worker (tests/conftest.py); everything else is balanced.
+TEST_JOBS ?= 2
 
-.PHONY: help venv test lint format book book-clean mathjax publish lab clean release check-exercises grade-demo bench
+.PHONY: help venv test check-chapters lint format book book-clean mathjax publish lab clean release check-exercises grade-demo bench bench-save
 
 help:
 	@echo "make book     build the HTML book into _build/html (executes every code cell)"
 	@echo "make publish  build the book and push _build/html to the gh-pages branch"
 	@echo "make test     lint and run the whole test suite"
 	@echo "make lab      open JupyterLab on the exercises"
+	@echo "make check-chapters  run the training chapters under other CPU paths and thread counts"
 	@echo "make format   format the code with ruff"
 	@echo "make clean    remove the virtual environment and build outputs"
 	@echo "make release          regenerate exercises/ from solutions/"
@@ -30,15 +34,22 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check cvloss_ref grading tests
-	$(BIN)/ruff format --check cvloss_ref grading tests
+	$(BIN)/ruff check cvloss_ref grading tests benchmarks
+	$(BIN)/ruff format --check cvloss_ref grading tests benchmarks
 
 format: venv
-	$(BIN)/ruff format cvloss_ref grading tests
-	$(BIN)/ruff check --fix cvloss_ref grading tests
+	$(BIN)/ruff format cvloss_ref grading tests benchmarks
+	$(BIN)/ruff check --fix cvloss_ref grading tests benchmarks
 
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+
+# The chapters that train or simulate, executed under stand-ins for another CPU (scalar
+# ATen kernels, MKL's compatible path, one and two threads): see CONTRIBUTING.md.
+# One chapter: make check-chapters CHAPTERS=book/triplet-loss.md
+CHAPTERS ?=
+check-chapters: venv
+	$(BIN)/python tests/chapters.py --outputs _build/chapter-runs $(CHAPTERS)
 
 # MathJax is served from the built book, not from a CDN: npm installs the version pinned by
 # package-lock.json into node_modules/ and the files the pages load are copied to
@@ -58,10 +69,11 @@ $(MATHJAX)/tex-mml-chtml.js: package.json package-lock.json
 
 mathjax: $(MATHJAX)/tex-mml-chtml.js
 
-# One thread per kernel: the chapters' tensors are tiny, and several torch threads on a busy
-# two-core machine spend more time waiting for each other than computing (10x slower).
+# One thread per kernel unless OMP_NUM_THREADS says otherwise: the chapters' tensors are
+# tiny, and several torch threads on a busy two-core machine spend more time waiting for each
+# other than computing (10x slower).  The verdicts do not depend on it (make check-chapters).
 book: venv mathjax
-	OMP_NUM_THREADS=1 $(BIN)/jupyter-book build --nitpick --warningiserror --keep-going .
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/jupyter-book build --nitpick --warningiserror --keep-going .
 
 # Push the built HTML to the gh-pages branch of `origin` (-n: add .nojekyll so that GitHub
 # Pages serves the _static/ and _images/ folders; -f: replace the branch's history).
@@ -102,3 +114,11 @@ BENCH_ARGS ?=
 bench: venv
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 \
 		MALLOC_TOP_PAD_=1073741824 $(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
+
+# A whole CPU run, stored in benchmarks/results/cpu.json, then written into the README (the
+# book's appendix reads the stored run when it is built).
+bench-save: venv
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 \
+		MALLOC_TOP_PAD_=1073741824 $(BIN)/python benchmarks/compare.py \
+		--save benchmarks/results/cpu.json
+	$(BIN)/python benchmarks/report.py

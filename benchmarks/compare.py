@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -33,11 +34,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import cvloss_ref as cv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import TABLE_HEADER, table_row  # benchmarks/report.py
 
 # Minimum ratio (peer / ours) that the issue asks for, on CPU: every pair >= 0.9, and
 # these at 1e5 elements >= 1.5.
@@ -385,24 +390,39 @@ def measure(pair: Pair, repeat: int, device: str, block_s: float) -> dict:
     }
 
 
-def _mib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**20:.1f}"
-
-
 def _machine(device: str) -> str:
+    """The machine and versions, as the first line of the table says them."""
     if device == "cuda":
         where = torch.cuda.get_device_name()
     else:
-        where = f"{platform.processor() or platform.machine()} CPU"
+        cpu = platform.processor() or platform.machine()
+        where = f"{os.cpu_count()}-core {_cpu_model() or cpu} {platform.machine()} CPU"
+    versions = [f"torch {torch.__version__}"]
+    for module in ("torchvision", "kornia", "pytorch_metric_learning"):
+        try:
+            versions.append(f"{module.replace('_', '-')} {__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module.replace('_', '-')} (not installed)")
     return (
-        f"torch {torch.__version__}, {where}, {torch.get_num_threads()} thread(s), "
+        f"{where}, {torch.get_num_threads()} torch thread(s), {', '.join(versions)}, "
         f"Python {platform.python_version()}"
     )
 
 
-def _target(title: str, rows: list, floor: float, numel: int | None = None) -> None:
-    """Print whether every (pair, ratio) row (of ``numel`` elements, if given) reaches
-    ``floor``."""
+def _cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), e.g. "AMD EPYC 7B13"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _target(title: str, rows: list, floor: float, numel: int | None = None) -> dict:
+    """Whether every (pair, ratio) row (of ``numel`` elements, if given) reaches ``floor``:
+    printed, and returned as ``{"title", "verdict"}``."""
     rows = [(p, r) for p, r in rows if numel is None or p.numel == numel]
     missed = [f"{p.name} {p.size} ({r:.2f})" for p, r in rows if r < floor]
     if not rows:
@@ -410,6 +430,7 @@ def _target(title: str, rows: list, floor: float, numel: int | None = None) -> N
     else:
         verdict = "MISSED by " + ", ".join(missed) if missed else "holds"
     print(f"target: {title}: {verdict}")
+    return {"title": title, "verdict": verdict}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,7 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--block", type=float, default=0.05, help="seconds per timed block of calls"
     )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        metavar="FILE",
+        help="also write the run as JSON (benchmarks/results/*.json feed the README and "
+        "the book's appendix: python benchmarks/report.py)",
+    )
     args = parser.parse_args(argv)
+    if args.save and args.only:
+        parser.exit(1, "compare.py: --save stores a whole run; leave out --only\n")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.exit(1, "compare.py: --device cuda asked for, but CUDA is not available\n")
     torch.set_num_threads(args.threads)
@@ -438,41 +468,64 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(1, f"compare.py: unknown loss name(s): {', '.join(sorted(unknown))}\n")
         pairs = [pair for pair in pairs if pair.name.split(" ")[0] in args.only]
 
-    print(f"{_machine(args.device)}; forward + backward, median of {repeat} interleaved rounds")
+    machine = _machine(args.device)
+    print(f"{machine}; forward + backward, median of {repeat} interleaved rounds")
     print()
-    print(
-        "| loss | size | peer | ours (ms) | peer (ms) | ratio (peer/ours) | peak MiB ours / peer |"
-    )
-    print("|---|---|---|---:|---:|---:|---:|")
-    results = []
+    print(TABLE_HEADER)
+    rows, results = [], []
     for pair in pairs:
         result = measure(pair, repeat, args.device, block_s)
         ratio = result["peer"] / result["ours"]
         results.append((pair, ratio))
-        memory = f"{_mib(result['ours_mem'])} / {_mib(result['peer_mem'])}"
-        print(
-            f"| {pair.name} | {pair.size} | {pair.peer_name} | {result['ours'] * 1e3:.3f} "
-            f"| {result['peer'] * 1e3:.3f} | {ratio:.2f} | {memory} |",
-            flush=True,
-        )
+        row = {
+            "name": pair.name,
+            "size": pair.size,
+            "peer": pair.peer_name,
+            "ours_ms": result["ours"] * 1e3,
+            "peer_ms": result["peer"] * 1e3,
+            "ratio": ratio,
+            "ours_mib": None if result["ours_mem"] is None else result["ours_mem"] / 2**20,
+            "peer_mib": None if result["peer_mem"] is None else result["peer_mem"] / 2**20,
+        }
+        rows.append(row)
+        print(table_row(row), flush=True)
 
+    targets = []
     if not args.quick:
         print()
         if args.device == "cuda":
             boxes = CPU_FAST - {"sigmoid_focal_loss"}
             gpu = [(p, r) for p, r in results if p.name.split(" ")[0] in boxes]
-            _target(
-                f"box losses >= {GPU_BOX_RATIO} at 1e6 boxes on CUDA", gpu, GPU_BOX_RATIO, 10**6
+            targets.append(
+                _target(
+                    f"box losses >= {GPU_BOX_RATIO} at 1e6 boxes on CUDA",
+                    gpu,
+                    GPU_BOX_RATIO,
+                    10**6,
+                )
             )
         else:
-            _target(f"every ratio >= {CPU_FLOOR}", results, CPU_FLOOR)
+            targets.append(_target(f"every ratio >= {CPU_FLOOR}", results, CPU_FLOOR))
             fast = [(p, r) for p, r in results if p.name in CPU_FAST]
-            _target(
-                f"box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5",
-                fast,
-                CPU_FAST_RATIO,
-                10**5,
+            targets.append(
+                _target(
+                    f"box losses and sigmoid_focal_loss >= {CPU_FAST_RATIO} at 1e5",
+                    fast,
+                    CPU_FAST_RATIO,
+                    10**5,
+                )
             )
+    if args.save:
+        run = {
+            "device": args.device,
+            "machine": machine,
+            "repeat": repeat,
+            "quick": args.quick,
+            "rows": rows,
+            "targets": targets,
+        }
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(run, indent=1) + "\n")
     return 0
 
 

@@ -147,8 +147,11 @@ def run_all(chapters, variants, jobs: int = 2, outputs: Path | None = None) -> l
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for run in pool.map(lambda pair: run_chapter(*pair), pairs):
             verdict = "ok  " if run.ok else "FAIL"
-            print(f"{verdict} {run.chapter.name:28} {run.variant:9} {run.seconds:6.1f} s"
-                  + ("" if run.ok else f"  {run.summary}"), flush=True)
+            print(
+                f"{verdict} {run.chapter.name:28} {run.variant:9} {run.seconds:6.1f} s"
+                + ("" if run.ok else f"  {run.summary}"),
+                flush=True,
+            )
             if outputs is not None:
                 outputs.mkdir(parents=True, exist_ok=True)
                 name = f"{run.chapter.stem}.{run.variant}.txt"
@@ -159,10 +162,17 @@ def run_all(chapters, variants, jobs: int = 2, outputs: Path | None = None) -> l
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("chapters", nargs="*", type=Path,
-                        help="chapter files (default: every chapter that trains or simulates)")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated, from {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument(
+        "chapters",
+        nargs="*",
+        type=Path,
+        help="chapter files (default: every chapter that trains or simulates)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, from {', '.join(VARIANTS)} (default: all)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--outputs", type=Path, help="folder for each run's printed output")
     args = parser.parse_args(argv)

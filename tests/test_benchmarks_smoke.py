@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +83,45 @@ def test_targets_report_holds_missed_and_not_measured(capsys):
         "target: fast at 1e6: not measured (--only left them out)",
         "target: every ratio: holds",
     ]
+
+
+# ------------------------------------------------ the README's figures come from stored runs
+
+
+def test_compare_saves_a_run_that_the_report_renders(tmp_path):
+    compare, report = _load("compare"), _load("report")
+    saved = tmp_path / "run.json"
+    assert compare.main(["--quick", "--save", str(saved)]) == 0
+    run = json.loads(saved.read_text())
+    assert {row["name"] for row in run["rows"]} >= {"giou_loss", "circle_loss"}
+    with pytest.raises(ValueError, match="--quick"):
+        report.speed_block(run)  # a smoke run's timings never reach the README
+    run["quick"] = False
+    table = report.speed_block(run)
+    giou = next(row for row in run["rows"] if row["name"] == "giou_loss")
+    assert f"| giou_loss | {giou['size']} | {giou['peer']} | {giou['ours_ms']:.3f} |" in table
+    assert run["machine"] in table
+
+
+def test_compare_refuses_to_save_a_partial_run(tmp_path):
+    compare = _load("compare")
+    with pytest.raises(SystemExit):
+        compare.main(["--quick", "--only", "giou_loss", "--save", str(tmp_path / "x.json")])
+
+
+def test_readme_figures_are_the_stored_runs():
+    """README.md's generated blocks equal what benchmarks/report.py renders from
+    benchmarks/results/: a number edited by hand, or a new run not written in, fails."""
+    report = _load("report")
+    assert report.load("cpu") is not None and report.load("grading") is not None
+    assert report.main(["--check"]) == 0, "run: python benchmarks/report.py"
+
+
+def test_a_hand_edited_figure_is_caught():
+    report = _load("report")
+    text = report.README.read_text(encoding="utf-8")
+    row = report.table_row(report.load("cpu")["rows"][0])
+    assert row in text
+    edited = text.replace(row, row.replace(" | ", " | 9", 1))
+    assert report.render(edited) != edited
+    assert report.render(text) == text

@@ -1,9 +1,11 @@
 """The book: its table of contents matches book/, and it builds with warnings as errors."""
 
+import ast
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -16,7 +18,6 @@ INTRO_OUTPUT = re.compile(r"by hand: (\d+\.\d{4}) nats, F\.cross_entropy: (\d+\.
 
 def _toc_entries():
     """Paths (relative to the root, without suffix) of every page in _toc.yml, in order."""
-    yaml = pytest.importorskip("yaml")
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     entries = [toc["root"]]
 
@@ -81,11 +82,11 @@ def test_every_page_under_book_is_in_toc():
 @pytest.mark.book
 def test_book_builds_without_warnings(built_book):
     """Build the whole book, executing every code cell, as `make book` does."""
-    log = built_book.log
-    assert built_book.returncode == 0, f"the book build failed:\n{log}"
+    if built_book.returncode != 0:
+        pytest.fail(f"the book build failed:\n{built_book.failure}", pytrace=False)
 
     html = built_book.html
-    assert (html / "index.html").is_file(), f"no index.html in {html}:\n{log}"
+    assert (html / "index.html").is_file(), f"no index.html in {html}:\n{built_book.log}"
     intro = (html / "book" / "intro.html").read_text(encoding="utf-8")
     # myst-nb puts each executed output in a <div class="cell_output ...">, after the source.
     after_outputs = intro.split('class="cell_output')[1:]
@@ -107,7 +108,6 @@ SECTION_LABEL = re.compile(r"^\(sec-[a-z0-9-]+\)=$", re.MULTILINE)
 
 def _chapters():
     """The chapter files of the numbered parts of _toc.yml (Part I onwards)."""
-    yaml = pytest.importorskip("yaml")
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     files = [
         chapter["file"]
@@ -150,9 +150,71 @@ def test_chapter_code_lines_fit_a_narrow_page(chapter):
 def test_chapter_checks_its_claims(chapter):
     path, text = chapter
     cells = CODE_CELL.findall(text)
-    checks = [cell for cell in cells if "assert" in cell]
+    checks = [cell for cell in cells if _checks(_parse_cell(cell))]
     assert checks, f"{path.name}: no code cell checks anything (assert, assert_close)"
     assert "cvloss_ref" in text, f"{path.name}: does not use the reference package"
+
+
+# What a reader sees of a cell: a print, a displayed value or table, a glued number.
+SHOWING_CALLS = {"print", "display", "Markdown", "glue"}
+
+
+def _parse_cell(cell):
+    """The cell's code as an AST, without its MyST option lines (``:tags: ...``)."""
+    return ast.parse("\n".join(line for line in cell.splitlines() if not line.startswith(":")))
+
+
+def _call_name(node):
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+
+
+def _shows(tree):
+    """Whether the cell, at its top level (not inside a function it defines), shows a
+    result: calls print/display/Markdown/glue, or ends with an expression that is shown."""
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call) and _call_name(node) in SHOWING_CALLS:
+                return True
+    last = tree.body[-1] if tree.body else None
+    return isinstance(last, ast.Expr) and not isinstance(last.value, (ast.Call, ast.Constant))
+
+
+def _checks(tree):
+    """Whether the cell asserts something: ``assert``, an ``assert_*`` call, or a ``raise``."""
+    return any(
+        isinstance(node, (ast.Assert, ast.Raise))
+        or (isinstance(node, ast.Call) and _call_name(node).startswith("assert"))
+        for node in ast.walk(tree)
+    )
+
+
+def _pages():
+    return sorted(BOOK.glob("*.md"))
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda path: path.stem)
+def test_every_result_shown_is_checked(page):
+    """A visible cell that prints or displays a result also asserts what the text says of it;
+    figure cells (``hide-input``) are exempt, their numbers are checked where computed."""
+    unchecked = [
+        cell.strip().splitlines()[-1]
+        for cell in CODE_CELL.findall(page.read_text(encoding="utf-8"))
+        if "hide-input" not in cell and _shows(_parse_cell(cell)) and not _checks(_parse_cell(cell))
+    ]
+    assert not unchecked, (
+        f"{page.name}: cells that show a result without checking it (their last lines): {unchecked}"
+    )
+
+
+def test_a_shown_but_unchecked_result_is_caught():
+    shown = _parse_cell("x = 2 + 2\nprint(f'{x} apples')")
+    assert _shows(shown) and not _checks(shown)
+    assert _checks(_parse_cell("x = 2 + 2\nprint(x)\nassert x == 4"))
+    assert _checks(_parse_cell("torch.testing.assert_close(a, b)"))
+    assert not _shows(_parse_cell("def f():\n    print(1)\n\ny = f"))
 
 
 def test_chapter_has_a_hidden_figure_cell(chapter):
@@ -165,3 +227,50 @@ def test_chapter_cites_and_links_its_exercise(chapter):
     path, text = chapter
     assert "{cite" in text, f"{path.name}: cites nothing from references.bib"
     assert "exercises/" in text, f"{path.name}: does not name its exercise folder"
+
+
+# ---------------------------------------------------------------------------------------
+# One failure, one message: when the book does not build, the build test says why and the
+# tests that need the HTML are skipped with a pointer to it, instead of erroring each.
+# ---------------------------------------------------------------------------------------
+
+FAILED_BUILD = """
+@pytest.fixture(scope="session")
+def built_book():
+    from types import SimpleNamespace
+    return SimpleNamespace(returncode=1, log="...", html=None,
+                           failure="triplet-loss.err.log: AssertionError: no collapse")
+"""
+
+USES_THE_BOOK = """
+def test_book_builds_without_warnings(built_book):
+    import pytest
+    if built_book.returncode:
+        pytest.fail(built_book.failure, pytrace=False)
+
+def test_page_one(book_html):
+    pass
+
+def test_page_two(book_html):
+    pass
+"""
+
+
+@pytest.fixture
+def failed_build_suite(pytester):
+    """A copy of tests/conftest.py whose book build failed, and tests that need the book."""
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text() + FAILED_BUILD)
+    pytester.makepyfile(test_uses_the_book=USES_THE_BOOK)
+    return pytester
+
+
+def test_a_failed_build_is_reported_once(failed_build_suite):
+    result = failed_build_suite.runpytest("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*no collapse*", "*the book did not build; *reports why*"])
+
+
+def test_without_the_build_test_the_failure_is_not_hidden(failed_build_suite):
+    result = failed_build_suite.runpytest("-p", "no:cacheprovider", "-k", "page")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["the book did not build:", "*no collapse"])

@@ -1,6 +1,6 @@
 """The built book in a real browser: math typeset offline, every image loaded, nothing remote.
 
-The book is built once per session (the ``built_book`` fixture of conftest.py), served on
+The book is built once per session (the ``book_html`` fixture of conftest.py), served on
 127.0.0.1 and opened in headless Chromium (Debian's ``chromium``, installed by .ci/run),
 driven over the Chrome DevTools protocol.  The machine may have no network at all: MathJax
 must come from the book itself (``make mathjax``), not from a CDN.
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests._env import skip_unless_ci
 
@@ -70,7 +71,6 @@ PAGE_REPORT_JS = """
 
 def _book_pages() -> list[str]:
     """The HTML path of every page in _toc.yml, relative to the build's root."""
-    yaml = pytest.importorskip("yaml")
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     entries = [toc["root"]]
 
@@ -86,12 +86,6 @@ def _book_pages() -> list[str]:
 
     walk(toc.get("parts", []))
     return [re.sub(r"\.(md|ipynb)$", "", entry) + ".html" for entry in entries]
-
-
-@pytest.fixture(scope="session")
-def book_html(built_book) -> Path:
-    assert built_book.returncode == 0, f"the book build failed:\n{built_book.log}"
-    return built_book.html
 
 
 # --------------------------------------------------------------------------------------
@@ -144,7 +138,8 @@ class _DevTools:
     """A minimal Chrome DevTools protocol client over one browser websocket."""
 
     def __init__(self, url: str):
-        websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
+        import websocket
+
         # suppress_origin: Chromium refuses websocket clients that send an Origin header
         # unless started with --remote-allow-origins.
         self._ws = websocket.create_connection(url, timeout=PAGE_TIMEOUT_S, suppress_origin=True)
@@ -314,8 +309,9 @@ def test_page_renders_offline(browser, server, book_html, page):
 @pytest.mark.book
 def test_screenshot_of_a_chapter_is_not_blank(browser, server, tmp_path):
     """A screenshot of focal-loss.html at its Figure 1 shows text, math and the figure."""
-    image_module = pytest.importorskip("PIL.Image")
-    stat_module = pytest.importorskip("PIL.ImageStat")
+    from PIL import Image as image_module
+    from PIL import ImageStat as stat_module
+
     target, session = _open(browser, f"{server}/{SCREENSHOT_PAGE}#{SCREENSHOT_ANCHOR}")
     try:
         report = _evaluate(browser, session, PAGE_REPORT_JS)
