@@ -28,15 +28,24 @@ message written for a student: the case, the expected and received values and,
 where a known mistake explains the difference, a hint.
 :func:`check_loss` runs the same checks and returns a :class:`CheckResult`
 instead of raising, for graders that count passed cases.
+
+Functions that are not losses of the catalogue (a non-maximum suppression, a
+weight map, a fitted line, mined triplets) have no gradient to compare and no
+catalogue cases: :func:`assert_outputs_match` compares their outputs with a
+reference on cases the caller gives (``cvloss_ref.exercises`` builds those of
+the course's exercises).  Both refuse forbidden calls through a
+:class:`CallGuard`.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import math
 import sys
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,9 +57,12 @@ from ._catalogue import CATALOGUE, Case, LossSpec
 
 __all__ = [
     "TOLERANCES",
+    "CallGuard",
     "CheckResult",
     "Failure",
+    "OutputCase",
     "assert_loss_matches",
+    "assert_outputs_match",
     "check_loss",
     "loss_names",
 ]
@@ -140,26 +152,50 @@ def _label(obj: Any) -> str:
     return f"{module}.{qualname}" if module else str(qualname)
 
 
-class _Guard(TorchFunctionMode):
-    """Sees every call the implementation makes.
+class CallGuard(TorchFunctionMode):
+    """Sees every call an implementation makes, to refuse the ones an exercise forbids.
 
     Python functions (the reference, ``torch.nn.functional.*``, any library
     function) are recognised by their code object through ``sys.setprofile``,
     which catches them whatever name they were imported under.  Torch functions
     and tensor methods are recognised by a :class:`TorchFunctionMode` by their
     canonical name, so forbidding ``torch.logsumexp`` also forbids
-    ``x.logsumexp()`` and ``torch.special.logsumexp``.
+    ``x.logsumexp()`` and ``torch.special.logsumexp``.  ``nn.Module`` classes are
+    recognised by their ``forward``, and a string names a torch function.
+
+    :func:`assert_loss_matches` and :func:`assert_outputs_match` run every call of
+    the checked function through a guard; use one directly to check other code.
+
+    Args:
+        reference: a function that is always forbidden (the reference the student
+            must not delegate to), or ``None``.
+        forbid: the other functions, classes or names to refuse.
+
+    Attributes:
+        hits: what the calls made through :meth:`call` used that is forbidden, in
+            the order first seen (labels such as ``"torch.nn.functional.mse_loss"``).
+
+    Example:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from cvloss_ref.testing import CallGuard
+        >>> guard = CallGuard(forbid=[F.mse_loss, "torch.logsumexp"])
+        >>> x = torch.zeros(3)
+        >>> _ = guard.call(lambda a: a.logsumexp(0) + F.mse_loss(a, a), x)
+        >>> guard.hits
+        ['torch.logsumexp', 'torch.nn.functional.mse_loss']
     """
 
-    def __init__(self, reference: Callable, forbid: Iterable[Any]) -> None:
+    def __init__(self, reference: Callable | None = None, forbid: Iterable[Any] = ()) -> None:
         super().__init__()
         self.codes: dict[Any, str] = {}
         self.torch_names: dict[str, str] = {}
         self.hits: list[str] = []
-        ref = inspect.unwrap(reference)
-        self.codes[ref.__code__] = (
-            f"the reference cvloss_ref.{reference.__name__} itself (write your own)"
-        )
+        if reference is not None:
+            ref = inspect.unwrap(reference)
+            self.codes[ref.__code__] = (
+                f"the reference cvloss_ref.{reference.__name__} itself (write your own)"
+            )
         for item in forbid:
             self._add(item)
 
@@ -196,6 +232,8 @@ class _Guard(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
     def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Return ``fn(*args, **kwargs)``, recording in :attr:`hits` what it should not
+        have called (exceptions from ``fn`` propagate)."""
         previous = sys.getprofile()
         # A C-level profiler (cProfile) cannot be put back from Python: leave it in
         # place and rely on the torch-function mode alone while it runs.
@@ -208,6 +246,10 @@ class _Guard(TorchFunctionMode):
         finally:
             if profile:
                 sys.setprofile(previous)
+
+
+#: The former private name, kept for code written against it.
+_Guard = CallGuard
 
 
 # --------------------------------------------------------------------------- helpers
@@ -238,22 +280,71 @@ def _seed(*parts: object) -> int:
     return zlib.crc32("/".join(str(p) for p in parts).encode())
 
 
-def _to(value: Any, device: torch.device | str) -> Any:
+# Inputs may be collections of tensors (a list of feature maps, one per layer, or a
+# mapping from layer names to them): the tensors inside are moved, copied and
+# differentiated like positional tensors.
+
+
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
+    """``value`` with ``fn`` applied to every tensor, also inside lists, tuples and dicts."""
     if isinstance(value, torch.Tensor):
-        return value.detach().to(device)
+        return fn(value)
+    if type(value) in (dict, OrderedDict):
+        return type(value)((key, _map_tensors(item, fn)) for key, item in value.items())
+    if type(value) in (list, tuple):
+        return type(value)(_map_tensors(item, fn) for item in value)
     return value
 
 
+def _tensor_items(value: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """``(path, tensor)`` for every tensor in ``value``, in order (path ``""`` for a
+    tensor itself, ``"[1]"`` or ``"['relu2']"`` inside a collection)."""
+    if isinstance(value, torch.Tensor):
+        return [(path, value)]
+    if type(value) in (dict, OrderedDict):
+        items = [(f"[{key!r}]", item) for key, item in value.items()]
+    elif type(value) in (list, tuple):
+        items = [(f"[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return []
+    return [found for key, item in items for found in _tensor_items(item, path + key)]
+
+
+def _tensors(values: Sequence[Any]) -> list[torch.Tensor]:
+    """Every tensor in ``values``, also inside collections."""
+    return [tensor for value in values for _, tensor in _tensor_items(value)]
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    return _map_tensors(value, lambda t: t.detach().to(device))
+
+
 def _fresh(values: Sequence[Any], grad_inputs: Sequence[int]) -> list[Any]:
-    """Independent copies; the differentiated inputs become leaves that require grad."""
-    out = []
-    for i, value in enumerate(values):
-        if isinstance(value, torch.Tensor):
-            value = value.detach().clone()
-            if i in grad_inputs and value.is_floating_point():
-                value.requires_grad_(True)
-        out.append(value)
-    return out
+    """Independent copies; the differentiated inputs (every floating tensor in them)
+    become leaves that require grad."""
+
+    def clone(tensor: torch.Tensor, differentiated: bool) -> torch.Tensor:
+        tensor = tensor.detach().clone()
+        if differentiated and tensor.is_floating_point():
+            tensor.requires_grad_(True)
+        return tensor
+
+    return [
+        _map_tensors(value, lambda t, d=i in grad_inputs: clone(t, d))
+        for i, value in enumerate(values)
+    ]
+
+
+def _grad_leaves(
+    inputs: Sequence[Any], grad_inputs: Sequence[int]
+) -> list[tuple[int, str, torch.Tensor]]:
+    """``(input index, path, tensor)`` of every differentiated leaf, in a fixed order."""
+    return [
+        (i, path, tensor)
+        for i in grad_inputs
+        for path, tensor in _tensor_items(inputs[i])
+        if tensor.requires_grad
+    ]
 
 
 def _describe(tensor: torch.Tensor) -> str:
@@ -261,7 +352,7 @@ def _describe(tensor: torch.Tensor) -> str:
 
 
 def _describe_all(values: Sequence[Any]) -> str:
-    return ", ".join(_describe(x) for x in values if isinstance(x, torch.Tensor))
+    return ", ".join(_describe(x) for x in _tensors(values))
 
 
 def _fmt(x: float) -> str:
@@ -329,11 +420,12 @@ def _tolerance(dtype: torch.dtype) -> tuple[float, float]:
 def _grads(
     output: torch.Tensor, inputs: Sequence[Any], grad_inputs: Sequence[int], cotangent: torch.Tensor
 ) -> list[torch.Tensor | None]:
-    """Gradients of ``<cotangent, output>`` w.r.t. the differentiated inputs.
+    """Gradients of ``<cotangent, output>`` w.r.t. the differentiated inputs, one per
+    leaf of :func:`_grad_leaves` (every tensor of an input that is a collection).
 
     An input the output does not depend on gets an explicit zero gradient.
     """
-    leaves = [inputs[i] for i in grad_inputs if getattr(inputs[i], "requires_grad", False)]
+    leaves = [tensor for _, _, tensor in _grad_leaves(inputs, grad_inputs)]
     if not leaves:
         return []
     grads = torch.autograd.grad(output, leaves, cotangent, allow_unused=True)
@@ -528,15 +620,16 @@ def _exact(
     Returns ``(None, [None, ...])`` for float64 cases and where the reference
     cannot run in float64.
     """
-    nothing: list[torch.Tensor | None] = [None] * len(grad_inputs)
-    floating = [x for x in inputs if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    leaves = sum(
+        1 for i in grad_inputs for _, t in _tensor_items(inputs[i]) if t.is_floating_point()
+    )
+    nothing: list[torch.Tensor | None] = [None] * leaves
+    floating = [x for x in _tensors(inputs) if x.is_floating_point()]
     if not floating or all(x.dtype == torch.float64 for x in floating):
         return None, nothing
 
     def widen(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return value.double()
-        return value
+        return _map_tensors(value, lambda t: t.double() if t.is_floating_point() else t)
 
     wide_inputs = _fresh([widen(x) for x in inputs], grad_inputs)
     try:
@@ -555,7 +648,7 @@ def _check_case(
     dtype: torch.dtype,
     device: torch.device,
     params: dict,
-    guard: _Guard,
+    guard: CallGuard,
     seed: int,
 ) -> _Outcome:
     """Run one case in one dtype on one device."""
@@ -594,10 +687,8 @@ def _check_case(
     if guard.hits:
         return _Outcome("failed", hits=list(guard.hits))
 
-    for original, given in zip(inputs, stu_inputs):
-        if isinstance(original, torch.Tensor) and not torch.equal(
-            original.cpu(), given.detach().cpu()
-        ):
+    for original, given in zip(_tensors(inputs), _tensors(stu_inputs)):
+        if not torch.equal(original.cpu(), given.detach().cpu()):
             return _Outcome(
                 "failed",
                 (
@@ -623,7 +714,7 @@ def _check_case(
         hint = _mistake_hint(spec, inputs, kwargs, received, expected, rtol, atol, exact)
         known = hint is not None
         if hint is None:
-            empty = any(isinstance(x, torch.Tensor) and x.numel() == 0 for x in inputs)
+            empty = any(x.numel() == 0 for x in _tensors(inputs))
             hint = _generic_value_hint(
                 expected, received, _unreduced_count(reference, inputs, kwargs), empty
             )
@@ -651,10 +742,11 @@ def _check_case(
                 "failed",
                 f"  back-propagating through your output raised {_short_error(error)}",
             )
-        for index, exp_g, rec_g, exact_g in zip(
-            grad_inputs, expected_grads, received_grads, exact_grads
+        leaves = _grad_leaves(ref_inputs, grad_inputs)
+        for (index, path, _), exp_g, rec_g, exact_g in zip(
+            leaves, expected_grads, received_grads, exact_grads
         ):
-            name = _input_name(reference, index)
+            name = _input_name(reference, index) + path
             finite_ref = torch.isfinite(exp_g)
             if case.grad == "finite":
                 bad = ~torch.isfinite(rec_g) & finite_ref
@@ -722,7 +814,7 @@ def _check_meta(
     spec: LossSpec,
     case: Case,
     params: dict,
-    guard: _Guard,
+    guard: CallGuard,
     seed: int,
 ) -> tuple[str | None, list[str]]:
     """Run ``fn`` on meta tensors; a message when it fails where the reference works."""
@@ -810,7 +902,7 @@ def check_loss(
             )
         selected = [case for case in spec.cases if case.name in wanted]
     dtype_filter = set(dtypes) if dtypes is not None else None
-    guard = _Guard(reference, forbid)
+    guard = CallGuard(reference, forbid)
     result = CheckResult(name=name)
 
     def delegation(hits: list[str], case: Case, dtype: torch.dtype | None, device: str) -> None:
@@ -923,3 +1015,173 @@ def assert_loss_matches(
     )
     if not result.ok:
         raise AssertionError(result.message())
+
+
+# --------------------------------------------------------------------------- outputs
+
+#: One case of :func:`assert_outputs_match`: a description the student reads, the
+#: positional arguments and the keyword arguments.
+OutputCase = tuple[str, Sequence[Any], dict[str, Any]]
+
+
+class _LargestTensor(TorchFunctionMode):
+    """Records the largest tensor (bytes of storage) that any torch call returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nbytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(value, torch.Tensor) and value.device.type != "meta":
+                self.nbytes = max(self.nbytes, value.untyped_storage().nbytes())
+        return out
+
+
+def _shown(tensor: torch.Tensor, limit: int = 8) -> str:
+    values = tensor.detach().flatten()[:limit].cpu().tolist()
+    values = [round(v, 6) if isinstance(v, float) else v for v in values]
+    more = ", ..." if tensor.numel() > limit else ""
+    return f"{values}{more} (shape {tuple(tensor.shape)}, {str(tensor.dtype)[6:]})"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.0f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:.0f} KiB"
+
+
+def _compare_output(
+    where: str,
+    label: str,
+    expected: torch.Tensor,
+    received: Any,
+    rtol: float,
+    atol: float,
+    check_dtype: bool,
+) -> None:
+    """Raise AssertionError (for a student) unless ``received`` matches ``expected``."""
+    if not isinstance(received, torch.Tensor):
+        raise AssertionError(f"{where}: expected {label}a tensor, got {type(received).__name__}")
+    if received.shape != expected.shape:
+        raise AssertionError(
+            f"{where}:\n  expected {label}{_shown(expected)}\n  received {label}"
+            f"{_shown(received)}\n  (expected shape {tuple(expected.shape)}, "
+            f"got {tuple(received.shape)})"
+        )
+    if check_dtype and received.dtype != expected.dtype:
+        raise AssertionError(
+            f"{where}: expected {label}dtype {expected.dtype}, got {received.dtype}"
+        )
+    converted = received.detach().to(device=expected.device, dtype=expected.dtype)
+    if expected.is_floating_point() or expected.is_complex():
+        close = torch.isclose(converted, expected, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        close = converted == expected
+    if not bool(close.all()):
+        raise AssertionError(
+            f"{where}:\n  expected {label}{_shown(expected)}\n  received {label}{_shown(received)}"
+        )
+
+
+def assert_outputs_match(
+    fn: Callable,
+    name: str,
+    cases: Iterable[OutputCase],
+    *,
+    forbid: Iterable[Any] = (),
+    reference: Callable | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    check_dtype: bool = True,
+    max_bytes: int | None = None,
+) -> None:
+    """Assert that ``fn`` returns what the reference returns on every case given.
+
+    For functions that are not losses of the catalogue (an NMS, a weight map, an
+    experiment, a miner): nothing is differentiated and the cases come from the
+    caller, e.g. from :mod:`cvloss_ref.exercises`.  For each case, ``fn`` and the
+    reference are called on deep copies of the arguments, and
+
+    * ``fn`` must not raise, nor call the reference or anything in ``forbid``
+      (see :class:`CallGuard`), nor change its tensor arguments in place;
+    * its output must have the reference's form: a tensor, or a tuple or list of
+      as many tensors as the reference returns;
+    * each tensor must have the expected shape and (with ``check_dtype``) dtype,
+      and values equal to the expected ones: within ``rtol``/``atol`` (NaN equal
+      to NaN) for floating tensors, exactly for integer and boolean ones;
+    * with ``max_bytes``, no tensor that a torch call inside ``fn`` returns may
+      have a larger storage (a memory bound, e.g. no ``(B, B, B)`` tensor).
+
+    Args:
+        fn: the implementation to check.
+        name: the name shown in messages; also the reference ``cvloss_ref.<name>``
+            when ``reference`` is not given.
+        cases: :data:`OutputCase` triples ``(description, args, kwargs)``.
+        forbid: functions ``fn`` may not call, as for :func:`assert_loss_matches`.
+        reference: the function whose outputs are expected (default
+            ``cvloss_ref.<name>``); ``fn`` may not call it either.
+        rtol, atol: tolerances for floating outputs.
+        check_dtype: also require the reference's dtype.
+        max_bytes: the largest tensor ``fn`` may create, in bytes.
+
+    Raises:
+        AssertionError: with a message for the student, at the first case that
+            differs.
+
+    Example:
+        >>> import torch
+        >>> from cvloss_ref.testing import assert_outputs_match
+        >>> def double(x):
+        ...     return 2 * x
+        >>> cases = [("three integers", (torch.tensor([1, 2, 3]),), {})]
+        >>> assert_outputs_match(double, "double", cases, reference=lambda x: x + x)
+        >>> assert_outputs_match(lambda x: x + 1, "double", cases, reference=double)
+        Traceback (most recent call last):
+        ...
+        AssertionError: double does not match the reference on case "three integers":
+          expected [2, 4, 6] (shape (3,), int64)
+          received [2, 3, 4] (shape (3,), int64)
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (your function), got {type(fn).__name__}")
+    if reference is None:
+        import cvloss_ref
+
+        reference = getattr(cvloss_ref, name)
+    forbid = list(forbid)
+    for description, args, kwargs in cases:
+        where = f'{name} does not match the reference on case "{description}"'
+        expected = reference(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        given = copy.deepcopy(args)
+        guard, largest = CallGuard(reference, forbid), _LargestTensor()
+        try:
+            with largest:
+                received = guard.call(fn, *given, **copy.deepcopy(kwargs))
+        except Exception as error:
+            raise AssertionError(
+                f'{name} raised {type(error).__name__} on case "{description}": {error}'
+            ) from None
+        if guard.hits:
+            raise AssertionError(
+                f"{name} calls {' and '.join(guard.hits)}, which this exercise does not allow"
+            )
+        for before, after in zip(args, given):
+            if isinstance(before, torch.Tensor) and not torch.equal(before, after):
+                raise AssertionError(f"{where}: your function changed one of its inputs")
+        if isinstance(expected, (tuple, list)):
+            if not isinstance(received, (tuple, list)) or len(received) != len(expected):
+                size = f" of {len(received)}" if isinstance(received, (tuple, list)) else ""
+                raise AssertionError(
+                    f"{where}: expected a tuple of {len(expected)} tensors, "
+                    f"got {type(received).__name__}{size}"
+                )
+            for index, (exp, rec) in enumerate(zip(expected, received)):
+                label = f"output {index} = "
+                _compare_output(where, label, exp, rec, rtol, atol, check_dtype)
+        else:
+            _compare_output(where, "", expected, received, rtol, atol, check_dtype)
+        if max_bytes is not None and largest.nbytes > max_bytes:
+            raise AssertionError(
+                f"{name} created a tensor of {_size(largest.nbytes)} on case "
+                f'"{description}" (at most {_size(max_bytes)} allowed)'
+            )

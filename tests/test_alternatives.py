@@ -81,8 +81,17 @@ def mean_error(input, target, reduction="mean"):
 
 
 def mse_loss(input, target, reduction="mean"):
-    error = input - target
-    return _reduce(error * error, reduction)
+    # Not the reference's (input - target) ** 2 reduced by .mean()/.sum(): "none" is the
+    # expanded square x^2 - 2xy + y^2 (other roundings; exactly 0 at a perfect fit), and
+    # the sum of squares is one dot product of the flattened residual (another
+    # summation order), divided by the count for the mean.
+    if reduction == "none":
+        return input * input - 2 * input * target + target * target
+    error = (input - target).reshape(-1)
+    total = torch.dot(error, error)
+    if reduction == "sum" or error.numel() == 0:
+        return total
+    return total / error.numel()
 
 
 def l1_loss(input, target, reduction="mean"):
@@ -227,23 +236,28 @@ def hinge_loss(scores, target, margin=1.0, reduction="mean"):
 
 
 def multiclass_hinge_loss(logits, target, margin=1.0, p=1, weight=None, reduction="mean"):
+    # Not a sum over the other classes (the reference masks the true class out): the sum
+    # over all classes minus the true class's own term, which is exactly margin ** p
+    # (its gap x_y - x_y is exactly 0, and the two gradients through it cancel).
     batched = logits.dim() == 2
     x = logits if batched else logits.unsqueeze(0)
     y = target if batched else target.reshape(1)
-    num_classes = x.shape[1]
-    x_true = x.gather(1, y.unsqueeze(1))
-    others = 1 - _one_hot(y, num_classes, 1, x)
-    terms = F.relu(margin - x_true + x) ** p * others
+    gaps = x - x.gather(1, y.unsqueeze(1))
+    loss = (F.relu(margin + gaps).pow(p).sum(1) - margin**p) / x.shape[1]
     if weight is not None:
-        terms = terms * weight.to(x.dtype)[y].unsqueeze(1)
-    loss = terms.sum(1) / num_classes
+        loss = loss * weight.to(x.dtype)[y]
     return _reduce(loss if batched else loss.squeeze(0), reduction)
 
 
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
-    not_similar = (target != 1).to(input.dtype)
-    not_dissimilar = (target != -1).to(input.dtype)
-    return _reduce(not_similar * F.relu(margin - input) + not_dissimilar * input, reduction)
+    # Label by label rather than the reference's sum of two masked terms: x for y = 1,
+    # the hinge max(0, m - x) = (z + |z|) / 2 for y = -1, both (PyTorch's rule) otherwise.
+    z = margin - input
+    hinge = (z + z.abs()) / 2
+    return _reduce(
+        torch.where(target == 1, input, torch.where(target == -1, hinge, input + hinge)),
+        reduction,
+    )
 
 
 ALTERNATIVES = {

@@ -28,10 +28,6 @@ def _reduce(loss, reduction):
     return loss.mean()
 
 
-def _mean(loss):
-    return loss.sum() if loss.numel() == 0 else loss.mean()
-
-
 def _all_distances(x):
     """All pairwise distances from the (B, B, D) differences; the norm's gradient
     at 0 is 0 in PyTorch."""
@@ -107,7 +103,11 @@ def gradient_penalty(critic, real, fake, weight=10.0, reduction="mean", *, epsil
 
 
 def cycle_consistency_loss(real_a, rec_a, real_b, rec_b, weight=10.0):
-    return weight * (_mean((real_a - rec_a).abs()) + _mean((real_b - rec_b).abs()))
+    # Each mean absolute error as an L1 norm divided by the count, not a mean of |d|.
+    def mae(real, rec):
+        return torch.linalg.vector_norm(real - rec, ord=1) / max(real.numel(), 1)
+
+    return weight * (mae(real_a, rec_a) + mae(real_b, rec_b))
 
 
 # --------------------------------------------------------------------------- metric
@@ -133,10 +133,15 @@ def contrastive_loss(x1, x2, same, margin=1.0, reduction="mean"):
 def triplet_margin_loss(
     anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"
 ):
-    d_pos = F.pairwise_distance(anchor, positive, p=p, eps=eps)
-    d_neg = F.pairwise_distance(anchor, negative, p=p, eps=eps)
+    # The p-norm as a power sum, not F.pairwise_distance (the ATen norm kernel, like
+    # the reference's vector_norm): other roundings.
+    def distance(u, v):
+        return ((u - v + eps).abs() ** p).sum(-1) ** (1 / p)
+
+    d_pos = distance(anchor, positive)
+    d_neg = distance(anchor, negative)
     if swap:
-        d_neg = torch.min(d_neg, F.pairwise_distance(positive, negative, p=p, eps=eps))
+        d_neg = torch.min(d_neg, distance(positive, negative))
     return _reduce((margin + d_pos - d_neg).clamp(min=0), reduction)
 
 

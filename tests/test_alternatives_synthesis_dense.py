@@ -2,8 +2,9 @@
 
 As in ``tests/test_alternatives.py``: each function below is a correct
 implementation written differently from the reference (``torch.diff`` instead of
-slicing, ``einsum`` instead of ``bmm``, ``F.one_hot`` instead of a comparison,
-one forward pass over the concatenated batch instead of two), and each must pass
+slicing, a sum of outer products instead of ``bmm``, ``F.one_hot`` instead of a
+comparison, one forward pass over the concatenated batch instead of two, lists of
+layers summed in one reduction instead of layer by layer), and each must pass
 the whole catalogue of its loss, values and gradients, on every device and on
 ``meta``.
 """
@@ -107,24 +108,43 @@ def perceptual_loss(pred, target, feature_extractor, layers, weights=None, reduc
 
 
 def gram_matrix(features, normalize=True):
+    # A sum over positions of outer products, not a matrix product (einsum and @ both
+    # call the same bmm kernel as the reference): other summation order, other rounding.
     flat = features.flatten(2)
-    gram = torch.einsum("ncx,ndx->ncd", flat, flat)
+    gram = (flat.unsqueeze(2) * flat.unsqueeze(1)).sum(-1)
     if normalize and flat.shape[2] > 0:
         gram = gram / (flat.shape[1] * flat.shape[2])
     return gram
 
 
+def _as_layers(pred_feats, other_feats):
+    if isinstance(pred_feats, torch.Tensor):
+        return [pred_feats], [other_feats]
+    return list(pred_feats), list(other_feats)
+
+
 def style_loss(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    target = gram_matrix(style_feats).expand(pred_feats.shape[0], -1, -1)
-    diff = gram_matrix(pred_feats) - target
-    return weight * _reduce(diff.pow(2), "mean")
+    preds, styles = _as_layers(pred_feats, style_feats)
+    weights = [1.0] * len(preds) if weights is None else list(weights)
+    # All layers' weighted squared Gram differences, each divided by its own count,
+    # concatenated and summed once (the reference adds one mean per layer).
+    terms = []
+    for pred, style, weight in zip(preds, styles, weights):
+        target = gram_matrix(style).expand(pred.shape[0], -1, -1)
+        squared = (gram_matrix(pred) - target).pow(2).flatten()
+        terms.append(squared * (weight / max(squared.numel(), 1)))
+    return torch.cat(terms).sum()
 
 
 def content_loss(pred_feats, content_feats):
-    if pred_feats.numel() == 0:
-        return (pred_feats - content_feats).sum()
-    return F.mse_loss(pred_feats, content_feats)
+    preds, contents = _as_layers(pred_feats, content_feats)
+    total = torch.zeros((), dtype=preds[0].dtype, device=preds[0].device)
+    for pred, content in zip(preds, contents):
+        if pred.numel() == 0:
+            total = total + (pred - content).sum()
+        else:
+            total = total + F.mse_loss(pred, content)
+    return total
 
 
 def total_variation(images, p=1, reduction="mean"):

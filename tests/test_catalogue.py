@@ -48,6 +48,24 @@ def _copy(function):
     return copy
 
 
+def _map(value, fn):
+    """``fn`` applied to every tensor of an input, also inside a list/tuple/dict of them
+    (style_loss and content_loss take lists of feature maps)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return type(value)((k, _map(v, fn)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map(v, fn) for v in value)
+    return value
+
+
+def _leaves(value):
+    found = []
+    _map(value, found.append)
+    return found
+
+
 def test_every_public_function_has_a_catalogue_entry():
     public = {name for name in cvloss_ref.__all__ if inspect.isfunction(getattr(cvloss_ref, name))}
     missing = sorted(public - set(CATALOGUE) - NOT_CHECKED)
@@ -83,16 +101,19 @@ def test_every_case_is_finite_in_value_and_gradient(name):
         for dtype in case.dtypes:
             inputs, kwargs = case.make(torch.Generator().manual_seed(0), dtype)
             inputs = [
-                x.detach().clone().requires_grad_(i in spec.grad_inputs)
-                if isinstance(x, torch.Tensor) and x.is_floating_point()
-                else x
+                _map(
+                    x,
+                    lambda t, grad=i in spec.grad_inputs: (
+                        t.detach().clone().requires_grad_(grad and t.is_floating_point())
+                    ),
+                )
                 for i, x in enumerate(inputs)
             ]
             output = reference(*inputs, **kwargs)
             assert torch.isfinite(output).all(), f"{name} / {case.name}: non-finite value"
             if case.grad == "none" or not output.requires_grad:
                 continue
-            leaves = [inputs[i] for i in spec.grad_inputs]
+            leaves = [t for i in spec.grad_inputs for t in _leaves(inputs[i]) if t.requires_grad]
             grads = torch.autograd.grad(output.sum(), leaves, allow_unused=True)
             for grad in grads:
                 assert grad is None or torch.isfinite(grad).all(), (
@@ -106,10 +127,8 @@ def test_reference_runs_on_meta_tensors(name):
     reference = getattr(cvloss_ref, name)
     for case in spec.cases:
         inputs, kwargs = case.make(torch.Generator().manual_seed(0), torch.float32)
-        meta = [x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs]
-        meta_kwargs = {
-            k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()
-        }
+        meta = [_map(x, lambda t: t.to("meta")) for x in inputs]
+        meta_kwargs = {k: _map(v, lambda t: t.to("meta")) for k, v in kwargs.items()}
         output = reference(*meta, **meta_kwargs)
         assert output.device.type == "meta", f"{name} / {case.name}"
         assert output.shape == reference(*inputs, **kwargs).shape

@@ -159,6 +159,107 @@ def test_cross_entropy_same_as_brute_force_definition(reduction):
     _close(got, _ce_brute_force(logits, target, weight, -1, 0.3, reduction))
 
 
+def _log_softmax_by_hand(logits: torch.Tensor, class_dim: int) -> torch.Tensor:
+    """x_c - log sum_k e^{x_k}, the log-sum-exp written out with its maximum shifted out.
+
+    The shift m is a constant (log-softmax does not depend on it), so it is detached:
+    autograd then differentiates only the exp/log/sum of the definition.
+    """
+    m = logits.detach().amax(class_dim, keepdim=True)
+    return logits - m - torch.log(torch.exp(logits - m).sum(class_dim, keepdim=True))
+
+
+def _soft_ce_brute_force(logits, target, weight, eps, reduction):
+    """Cross entropy against class probabilities, from the definition (PyTorch's contract):
+    l_i = -sum_c w_c t~_ic log p_ic with t~ = (1 - eps) t + eps / C; "mean" divides the
+    sum by the number of samples N * d1 * ..., whatever the weights."""
+    class_dim = 0 if logits.dim() == 1 else 1
+    num_classes = logits.shape[class_dim]
+    shape = [1] * logits.dim()
+    shape[class_dim] = num_classes
+    w = torch.ones(shape, dtype=F64) if weight is None else weight.view(shape)
+    smoothed = (1 - eps) * target + eps / num_classes
+    per_sample = -(w * smoothed * _log_softmax_by_hand(logits, class_dim)).sum(class_dim)
+    if reduction == "none":
+        return per_sample
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample.sum() / per_sample.numel()
+
+
+def _soft_ce_grad_closed_form(logits, target, weight, eps):
+    """d l_i / d x_ic = (sum_k w_k t~_ik) p_ic - w_c t~_ic, per sample (reduction "none"),
+    with p = exp(log p) from the hand-written log-softmax."""
+    class_dim = 0 if logits.dim() == 1 else 1
+    num_classes = logits.shape[class_dim]
+    shape = [1] * logits.dim()
+    shape[class_dim] = num_classes
+    w = torch.ones(shape, dtype=F64) if weight is None else weight.view(shape)
+    smoothed = (1 - eps) * target + eps / num_classes
+    p = torch.exp(_log_softmax_by_hand(logits, class_dim))
+    return (w * smoothed).sum(class_dim, keepdim=True) * p - w * smoothed
+
+
+def _soft_targets(shape, kind):
+    class_dim = 0 if len(shape) == 1 else 1
+    if kind == "distribution":
+        return torch.softmax(_randn(*shape, seed=3), dim=class_dim)
+    return _rand(*shape, seed=3)  # independent probabilities (multi-label), sums != 1
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("eps", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("weighted", [False, True], ids=["nw", "w"])
+@pytest.mark.parametrize("kind", ["distribution", "unnormalised"])
+@pytest.mark.parametrize("shape", list(CE_SHAPES))
+def test_cross_entropy_probability_target_same_as_brute_force_definition(
+    shape, kind, weighted, eps, reduction
+):
+    # Not against F.cross_entropy: the reference calls the very ATen kernel F calls.
+    logits = _randn(*CE_SHAPES[shape])
+    target = _soft_targets(CE_SHAPES[shape], kind)
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=F64) if weighted else None
+    kwargs = dict(weight=weight, label_smoothing=eps, reduction=reduction)
+    value, grad = _value_and_grad(cv.cross_entropy, logits, target, **kwargs)
+    ref_value, ref_grad = _value_and_grad(
+        _soft_ce_brute_force, logits, target, weight, eps, reduction
+    )
+    _close(value, ref_value)
+    _close(grad, ref_grad)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["nw", "w"])
+def test_cross_entropy_probability_target_gradient_is_closed_form(weighted):
+    logits = _randn(2, C, 3, 2)
+    target = _soft_targets((2, C, 3, 2), "unnormalised")
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=F64) if weighted else None
+    x = logits.clone().requires_grad_(True)
+    cv.cross_entropy(x, target, weight, label_smoothing=0.3, reduction="sum").backward()
+    _close(x.grad, _soft_ce_grad_closed_form(logits, target, weight, 0.3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_cross_entropy_probability_target_saturated_logits_same_as_brute_force(dtype):
+    # log p = -2e4 for a logit 2e4 below the largest: a log(softmax) would give -inf.
+    logits = torch.tensor(
+        [[1e4, -1e4, 0.0, 3.0], [-1e4, 1e4, 1e4, -1e4], [30.0, -30.0, 0.0, 1e4]], dtype=dtype
+    )
+    target = torch.tensor(
+        [[0.0, 1.0, 0.0, 0.0], [0.25, 0.25, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]], dtype=dtype
+    )
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=dtype)
+    for reduction in ("none", "mean", "sum"):
+        kwargs = dict(weight=weight, label_smoothing=0.1, reduction=reduction)
+        value, grad = _value_and_grad(cv.cross_entropy, logits, target, **kwargs)
+        # The brute force in float64 on the same inputs, judged at the dtype's tolerance.
+        ref_value, ref_grad = _value_and_grad(
+            _soft_ce_brute_force, logits.double(), target.double(), weight.double(), 0.1, reduction
+        )
+        assert torch.isfinite(ref_value).all() and torch.isfinite(ref_grad).all()
+        _close(value.double(), ref_value, **TOLERANCES[dtype])
+        _close(grad.double(), ref_grad, **TOLERANCES[dtype])
+
+
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_cross_entropy_all_ignored_is_zero_with_zero_grad(eps, weighted):
@@ -516,6 +617,111 @@ def test_binary_cross_entropy_with_logits_value_and_grad_same_as_torch(
         weight=w,
         pos_weight=pw,
         reduction=reduction,
+    )
+
+
+def _softplus_by_hand(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^z), the log-sum-exp of (0, z) written out: m + log(e^-m + e^(z - m)) with
+    m = max(0, z), so that nothing overflows for z = ±1e4 (and the m terms of the
+    gradient cancel exactly, whatever subgradient max takes at z = 0)."""
+    m = torch.maximum(z, torch.zeros_like(z))
+    return m + torch.log(torch.exp(-m) + torch.exp(z - m))
+
+
+def _bce_logits_brute_force(logits, target, weight, pos_weight, reduction):
+    """From the definition: l = -w [p_w y log s(x) + (1 - y) log(1 - s(x))], s the sigmoid,
+    with -log s(x) = log(1 + e^-x) and -log(1 - s(x)) = log(1 + e^x); weight and
+    pos_weight broadcast to the logits' shape; "mean" over all elements."""
+    ones = torch.ones_like(logits)
+    w = ones if weight is None else weight * ones
+    pw = ones if pos_weight is None else pos_weight * ones
+    loss = w * (pw * target * _softplus_by_hand(-logits) + (1 - target) * _softplus_by_hand(logits))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / loss.numel()
+
+
+def _bce_logits_grad_closed_form(logits, target, weight, pos_weight):
+    """d l / d x = w [(p_w y + 1 - y) s(x) - p_w y], with s(x) = exp(-log(1 + e^-x))."""
+    ones = torch.ones_like(logits)
+    w = ones if weight is None else weight * ones
+    pw = ones if pos_weight is None else pos_weight * ones
+    sigmoid = torch.exp(-_softplus_by_hand(-logits))
+    return w * ((pw * target + 1 - target) * sigmoid - pw * target)
+
+
+def _bce_pos_weight(shape, variant):
+    if variant == "none":
+        return None
+    if variant == "scalar":
+        return torch.tensor(2.5, dtype=F64)
+    if variant == "last-dim":  # per class of (N, C) logits
+        return torch.linspace(0.5, 3.0, shape[-1], dtype=F64)
+    return _rand(*shape, seed=6) * 3  # one per element, some below 1
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("pos_weight", ["none", "scalar", "last-dim", "full"])
+@pytest.mark.parametrize(
+    ("shape", "weight"),
+    [(s, w) for s in BCE_SHAPES for w in _weight_variants(s)],
+)
+def test_binary_cross_entropy_with_logits_same_as_brute_force_definition(
+    shape, weight, pos_weight, reduction
+):
+    # Not against F.binary_cross_entropy_with_logits: the reference calls its ATen kernel.
+    shape = BCE_SHAPES[shape]
+    logits = _randn(*shape, scale=4.0)
+    target = _rand(*shape, seed=4)
+    target.view(-1)[::2] = target.view(-1)[::2].round()
+    w, pw = _bce_weight(shape, weight), _bce_pos_weight(shape, pos_weight)
+    kwargs = dict(weight=w, pos_weight=pw, reduction=reduction)
+    value, grad = _value_and_grad(cv.binary_cross_entropy_with_logits, logits, target, **kwargs)
+    ref_value, ref_grad = _value_and_grad(_bce_logits_brute_force, logits, target, w, pw, reduction)
+    _close(value, ref_value)
+    _close(grad, ref_grad)
+
+
+def test_binary_cross_entropy_with_logits_broadcasts_row_weight_like_brute_force():
+    # A weight per sample (N, 1) and a pos_weight per class (C,) on (N, C) logits.
+    logits, target = _randn(4, 3, scale=4.0), _rand(4, 3, seed=4)
+    weight = torch.tensor([[0.5], [1.0], [2.0], [0.0]], dtype=F64)
+    pos_weight = torch.tensor([0.3, 1.0, 4.0], dtype=F64)
+    for reduction in ("none", "mean", "sum"):
+        kwargs = dict(weight=weight, pos_weight=pos_weight, reduction=reduction)
+        value, grad = _value_and_grad(cv.binary_cross_entropy_with_logits, logits, target, **kwargs)
+        ref_value, ref_grad = _value_and_grad(
+            _bce_logits_brute_force, logits, target, weight, pos_weight, reduction
+        )
+        _close(value, ref_value)
+        _close(grad, ref_grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_binary_cross_entropy_with_logits_extreme_logits_same_as_brute_force(dtype):
+    logits = torch.tensor([1e4, -1e4, 1e4, -1e4, 1e4, -1e4, 30.0, -30.0, 0.0], dtype=dtype)
+    target = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.3, 0.7, 0.0, 1.0, 0.25], dtype=dtype)
+    weight = torch.linspace(0.5, 2.0, 9, dtype=dtype)
+    pos_weight = torch.tensor(2.5, dtype=dtype)
+    for reduction in ("none", "mean", "sum"):
+        kwargs = dict(weight=weight, pos_weight=pos_weight, reduction=reduction)
+        value, grad = _value_and_grad(cv.binary_cross_entropy_with_logits, logits, target, **kwargs)
+        # The brute force in float64 on the same inputs, judged at the dtype's tolerance.
+        wide = [t.double() for t in (logits, target, weight, pos_weight)]
+        ref_value, ref_grad = _value_and_grad(_bce_logits_brute_force, *wide, reduction)
+        assert torch.isfinite(ref_value).all() and torch.isfinite(ref_grad).all()
+        _close(value.double(), ref_value, **TOLERANCES[dtype])
+        _close(grad.double(), ref_grad, **TOLERANCES[dtype])
+    # Each gradient is the closed form, e.g. 0.7 w at x = 1e4, y = 0.3 (float64 only).
+    x = logits.double().requires_grad_(True)
+    cv.binary_cross_entropy_with_logits(
+        x, target.double(), weight.double(), pos_weight.double(), reduction="sum"
+    ).backward()
+    _close(
+        x.grad,
+        _bce_logits_grad_closed_form(*(t.double() for t in (logits, target, weight, pos_weight))),
     )
 
 

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 from torch.autograd import gradcheck
 
@@ -249,7 +250,6 @@ def test_unet_weight_map_with_class_weights_same_as_brute_force(generator):
 
 
 def test_unet_weight_map_distances_same_as_scipy(generator, monkeypatch):
-    ndimage = pytest.importorskip("scipy.ndimage")
     mask = _instances(generator, 24, 20, 6, size=4)
     monkeypatch.setattr(dense, "_DISTANCE_BLOCK", 50)  # exercise the blocked passes
     for k in mask.unique()[1:].tolist():

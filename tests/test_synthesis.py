@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import kornia
 import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck
 
 import cvloss_ref.synthesis as syn
+from cvloss_ref._catalogue import CATALOGUE
 from cvloss_ref.synthesis import (
     FeatureExtractor,
     content_loss,
@@ -26,6 +28,7 @@ from cvloss_ref.synthesis import (
     total_variation,
     vgg16_features,
 )
+from cvloss_ref.testing import check_loss
 from tests._tolerances import TOLERANCES
 
 F64 = torch.float64
@@ -521,6 +524,72 @@ def test_style_loss_invalid_input(pred, style, kwargs, error, match):
         style_loss(pred, style, **kwargs)
 
 
+# ------------------------------------------------- the harness and several layers (lists)
+
+
+def _student_layers(pred_feats, other_feats):
+    if isinstance(pred_feats, torch.Tensor):
+        return [pred_feats], [other_feats]
+    return list(pred_feats), list(other_feats)
+
+
+def _student_gram(features):
+    flat = features.flatten(2)
+    return flat @ flat.transpose(1, 2) / max(flat.shape[1] * flat.shape[2], 1)
+
+
+def _student_mean(values):
+    return values.mean() if values.numel() else 0.0 * values.sum()
+
+
+def _style_reading_the_first_layer_only(pred_feats, style_feats, weights=None):
+    """Right for one layer; with lists, it reads pred_feats[0] and style_feats[0] only."""
+    preds, styles = _student_layers(pred_feats, style_feats)
+    weight = 1.0 if weights is None else weights[0]
+    diff = _student_gram(preds[0]) - _student_gram(styles[0])
+    return weight * _student_mean(diff * diff)
+
+
+def _content_reading_the_first_layer_only(pred_feats, content_feats):
+    preds, contents = _student_layers(pred_feats, content_feats)
+    return _student_mean((preds[0] - contents[0]) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "student", "hint"),
+    [
+        ("style_loss", _style_reading_the_first_layer_only, "not only the first layer's"),
+        ("content_loss", _content_reading_the_first_layer_only, "not only the first layer's"),
+    ],
+)
+def test_harness_rejects_a_student_who_reads_only_the_first_layer(name, student, hint):
+    result = check_loss(student, name)
+    assert not result.ok
+    failed = {failure.case for failure in result.failures}
+    # Right on every one-layer case, wrong on every case with several layers.
+    several = {
+        case.name
+        for case in CATALOGUE[name].cases
+        if not isinstance(case.make(torch.Generator().manual_seed(0), F64)[0][0], torch.Tensor)
+    }
+    assert len(several) >= 2 and failed == several, failed
+    assert hint in result.message()
+
+
+def test_harness_rejects_a_style_loss_that_ignores_the_layer_weights():
+    def unweighted(pred_feats, style_feats, weights=None):
+        preds, styles = _student_layers(pred_feats, style_feats)
+        total = 0.0
+        for pred, style in zip(preds, styles):
+            diff = _student_gram(pred) - _student_gram(style)
+            total = total + _student_mean(diff * diff)
+        return total
+
+    result = check_loss(unweighted, "style_loss")
+    assert not result.ok
+    assert "multiply each layer's term by its weight" in result.message()
+
+
 # ----------------------------------------------------------------------------- content_loss
 
 
@@ -610,7 +679,6 @@ def test_total_variation_same_as_brute_force_definition(generator, p, reduction)
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 4), (3, 6, 6), (1, 1, 1, 5)])
 def test_total_variation_value_same_as_kornia(generator, shape):
-    kornia = pytest.importorskip("kornia")
     images = torch.rand(shape, generator=generator, dtype=F64, requires_grad=True)
     theirs = kornia.losses.total_variation(images, reduction="sum").sum(-1)  # (N, C) -> (N,)
     ours = total_variation(images, reduction="none")

@@ -337,3 +337,81 @@ def test_fn_must_be_callable():
 def test_tolerance_table_covers_every_floating_dtype():
     assert set(TOLERANCES) == {torch.float16, torch.bfloat16, torch.float32, torch.float64}
     assert TOLERANCES[torch.float64]["rtol"] < TOLERANCES[torch.float32]["rtol"]
+
+
+# ------------------------------------------------------------ inputs that are lists of tensors
+
+
+def toy_layers_loss(feats, targets):
+    """Sum over layers of the mean squared difference (the reference of the list toy)."""
+    total = 0.0
+    for f, t in zip(feats, targets):
+        total = total + ((f - t) ** 2).mean()
+    return total
+
+
+def _layers_case(generator, dtype):
+    feats = [torch.randn(2, 3, generator=generator, dtype=dtype) for _ in range(3)]
+    targets = [torch.randn(2, 3, generator=generator, dtype=dtype) for _ in range(3)]
+    return (feats, targets), {}
+
+
+@pytest.fixture
+def toy_layers(monkeypatch):
+    spec = LossSpec(
+        name="toy_layers_loss",
+        cases=(Case("three layers", _layers_case),),
+        grad_inputs=(0,),
+        mistakes=(),
+    )
+    monkeypatch.setitem(CATALOGUE, "toy_layers_loss", spec)
+    monkeypatch.setattr(cvloss_ref, "toy_layers_loss", toy_layers_loss, raising=False)
+
+
+def _layers_correct(feats, targets):
+    # Another formulation: one mean per layer from a dot product.
+    total = feats[0].new_zeros(())
+    for f, t in zip(feats, targets):
+        d = (f - t).flatten()
+        total = total + torch.dot(d, d) / d.numel()
+    return total
+
+
+def test_list_inputs_are_moved_and_differentiated_element_by_element(toy_layers):
+    seen = []
+
+    def records(feats, targets):
+        seen.append((feats[2].device.type, [f.requires_grad for f in feats]))
+        return _layers_correct(feats, targets)
+
+    result = check_loss(records, "toy_layers_loss")
+    assert result.ok, result.message()
+    assert ("meta", [False, False, False]) in seen  # every layer reaches meta too
+    assert ("cpu", [True, True, True]) in seen  # and every layer is a leaf
+
+
+def test_list_inputs_rejects_a_detached_later_layer(toy_layers):
+    def detaches_layer_2(feats, targets):
+        return _layers_correct([feats[0], feats[1], feats[2].detach()], targets)
+
+    with pytest.raises(AssertionError, match=r"gradients with respect to feats\[2\] differ"):
+        assert_loss_matches(detaches_layer_2, "toy_layers_loss")
+
+
+def test_list_inputs_rejects_a_tensor_created_on_the_wrong_device(toy_layers):
+    def cpu_constant(feats, targets):
+        ones = torch.ones(feats[1].shape)  # no device=: fails for the meta layers
+        return _layers_correct([feats[0], feats[1] * ones, feats[2]], targets)
+
+    with pytest.raises(AssertionError, match="meta"):
+        assert_loss_matches(cpu_constant, "toy_layers_loss")
+
+
+def test_list_inputs_rejects_in_place_modification_of_a_layer(toy_layers):
+    def in_place(feats, targets):
+        result = _layers_correct(feats, targets)
+        targets[1].add_(1.0)
+        return result
+
+    with pytest.raises(AssertionError, match="changed one of its inputs in place"):
+        assert_loss_matches(in_place, "toy_layers_loss")

@@ -5,10 +5,13 @@ to the device it checks on, so a module's weights would stay on the CPU; the
 cases therefore use :class:`TinyExtractor`, a fixed two-layer convolutional net
 written as a plain callable that moves its (seeded, constant) weights to the
 device and dtype of its input at every call: it runs on CPU, CUDA and ``meta``
-alike.  :func:`style_loss` and :func:`content_loss` take collections of feature
-maps; the harness moves (and differentiates) only positional tensors, so their
-cases pass one tensor, i.e. one layer (several layers are tested in
-``tests/test_synthesis.py``).
+alike.  :func:`style_loss` and :func:`content_loss` take one feature map (one
+layer) or a list of them (one per layer): the harness moves and differentiates
+every tensor of a list input, so their cases have one layer and several (with
+different shapes and weights, and a first layer that matches its target, which a
+student who reads only the first layer gets wrong).  Mappings from layer names,
+which the references also take, are tested in ``tests/test_synthesis.py``: the
+exercise asks for tensors and lists only.
 
 The edge cases: identical images (loss 0, zero gradient), a style image of
 another size and batch size 1, activations of 1e3 (Gram matrices), flat images
@@ -85,6 +88,21 @@ def _features(shape=(2, 4, 5, 5), other=None, identical=False, scale=1.0, **kwar
     def make(generator: torch.Generator, dtype: torch.dtype):
         pred = _randn(generator, shape, dtype, scale)
         target = pred.clone() if identical else _randn(generator, other or shape, dtype, scale)
+        return (pred, target), dict(kwargs)
+
+    return make
+
+
+def _layers(shapes, others=None, identical=(), scale=1.0, **kwargs):
+    """Lists of feature maps, one per layer: ``shapes`` and ``others`` (default
+    ``shapes``); the layers whose index is in ``identical`` equal their target."""
+
+    def make(generator: torch.Generator, dtype: torch.dtype):
+        pred = [_randn(generator, shape, dtype, scale) for shape in shapes]
+        target = [
+            p.clone() if i in identical else _randn(generator, other, dtype, scale)
+            for i, (p, other) in enumerate(zip(pred, others or shapes))
+        ]
         return (pred, target), dict(kwargs)
 
     return make
@@ -182,6 +200,17 @@ def _perceptual_unweighted(pred, target, feature_extractor, layers, weights=None
     return _student_reduce(loss, reduction)
 
 
+def _perceptual_first_layer_only(
+    pred, target, feature_extractor, layers, weights=None, reduction="mean"
+):
+    first = _layer_list(layers)[:1]
+    weight = _weight_list(weights, _layer_list(layers))[:1]
+    loss = _perceptual_terms(
+        pred, target, feature_extractor, first, weight, lambda d: (d * d).flatten(1).mean(1)
+    )
+    return _student_reduce(loss, reduction)
+
+
 def _perceptual_pixels(pred, target, feature_extractor, layers, weights=None, reduction="mean"):
     d = pred - target
     return _student_reduce((d * d).flatten(1).mean(1), reduction)
@@ -220,54 +249,119 @@ def _normalized_gram(features):
     return flat @ flat.transpose(1, 2) / (flat.shape[1] * flat.shape[2])
 
 
-def _style_unnormalized(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    d = _gram_never_normalized(pred_feats) - _gram_never_normalized(style_feats)
-    return weight * _student_reduce(d * d, "mean")
+def _student_layers(pred_feats, other_feats, weights=None):
+    """``(pred, other, weight)`` per layer, as a student reads one tensor or lists."""
+    if isinstance(pred_feats, torch.Tensor):
+        pred_feats, other_feats = [pred_feats], [other_feats]
+    if weights is None:
+        weights = [1.0] * len(pred_feats)
+    return list(zip(pred_feats, other_feats, weights))
 
 
-def _style_on_features(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    d = pred_feats - style_feats
-    return weight * _student_reduce(d * d, "mean")
+def _over_layers(term, pred_feats, other_feats, weights=None):
+    """The weighted sum over layers of ``term(pred, other)``: right except for the term."""
+    total = 0.0
+    for pred, other, weight in _student_layers(pred_feats, other_feats, weights):
+        total = total + weight * term(pred, other)
+    return total
 
 
-def _style_by_pixels(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    d = _gram_by_pixels(pred_feats) - _gram_by_pixels(style_feats)
-    return weight * _student_reduce(d * d, "mean")
-
-
-def _style_frobenius(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    d = _normalized_gram(pred_feats) - _normalized_gram(style_feats)
-    return weight * (d * d).sum()
-
-
-def _style_gatys_constant(pred_feats, style_feats, weights=None):
-    weight = 1.0 if weights is None else weights[0]
-    channels, positions = pred_feats.shape[1], pred_feats[0, 0].numel()
-    d = _gram_never_normalized(pred_feats) - _gram_never_normalized(style_feats)
-    return weight * (d * d).sum() / (4 * channels**2 * positions**2)
-
-
-def _content_gatys_half_sum(pred_feats, content_feats):
-    d = pred_feats - content_feats
-    return 0.5 * (d * d).sum()
-
-
-def _content_on_gram(pred_feats, content_feats):
-    d = _normalized_gram(pred_feats) - _normalized_gram(content_feats)
+def _style_mse(pred, style):
+    d = _normalized_gram(pred) - _normalized_gram(style)
     return _student_reduce(d * d, "mean")
 
 
+def _style_unnormalized(pred_feats, style_feats, weights=None):
+    def term(pred, style):
+        d = _gram_never_normalized(pred) - _gram_never_normalized(style)
+        return _student_reduce(d * d, "mean")
+
+    return _over_layers(term, pred_feats, style_feats, weights)
+
+
+def _style_on_features(pred_feats, style_feats, weights=None):
+    def term(pred, style):
+        d = pred - style
+        return _student_reduce(d * d, "mean")
+
+    return _over_layers(term, pred_feats, style_feats, weights)
+
+
+def _style_by_pixels(pred_feats, style_feats, weights=None):
+    def term(pred, style):
+        d = _gram_by_pixels(pred) - _gram_by_pixels(style)
+        return _student_reduce(d * d, "mean")
+
+    return _over_layers(term, pred_feats, style_feats, weights)
+
+
+def _style_frobenius(pred_feats, style_feats, weights=None):
+    def term(pred, style):
+        d = _normalized_gram(pred) - _normalized_gram(style)
+        return (d * d).sum()
+
+    return _over_layers(term, pred_feats, style_feats, weights)
+
+
+def _style_gatys_constant(pred_feats, style_feats, weights=None):
+    def term(pred, style):
+        channels, positions = pred.shape[1], pred[0, 0].numel()
+        d = _gram_never_normalized(pred) - _gram_never_normalized(style)
+        return (d * d).sum() / (4 * channels**2 * positions**2)
+
+    return _over_layers(term, pred_feats, style_feats, weights)
+
+
+def _style_first_layer_only(pred_feats, style_feats, weights=None):
+    pred, style, weight = _student_layers(pred_feats, style_feats, weights)[0]
+    return weight * _style_mse(pred, style)
+
+
+def _style_unweighted(pred_feats, style_feats, weights=None):
+    return _over_layers(_style_mse, pred_feats, style_feats)
+
+
+def _content_mse(pred, content):
+    d = pred - content
+    return _student_reduce(d * d, "mean")
+
+
+def _content_gatys_half_sum(pred_feats, content_feats):
+    def term(pred, content):
+        d = pred - content
+        return 0.5 * (d * d).sum()
+
+    return _over_layers(term, pred_feats, content_feats)
+
+
+def _content_on_gram(pred_feats, content_feats):
+    return _over_layers(_style_mse, pred_feats, content_feats)
+
+
 def _content_l1(pred_feats, content_feats):
-    return _student_reduce((pred_feats - content_feats).abs(), "mean")
+    return _over_layers(
+        lambda pred, content: _student_reduce((pred - content).abs(), "mean"),
+        pred_feats,
+        content_feats,
+    )
 
 
 def _content_sum(pred_feats, content_feats):
-    d = pred_feats - content_feats
-    return (d * d).sum()
+    def term(pred, content):
+        d = pred - content
+        return (d * d).sum()
+
+    return _over_layers(term, pred_feats, content_feats)
+
+
+def _content_first_layer_only(pred_feats, content_feats):
+    pred, content, _ = _student_layers(pred_feats, content_feats)[0]
+    return _content_mse(pred, content)
+
+
+def _content_mean_over_layers(pred_feats, content_feats):
+    layers = _student_layers(pred_feats, content_feats)
+    return _over_layers(_content_mse, pred_feats, content_feats) / len(layers)
 
 
 def _tv_parts(images):
@@ -369,6 +463,11 @@ register(
                 "layers, or a dict by layer name).",
             ),
             Mistake(
+                _perceptual_first_layer_only,
+                "add a term for every layer in layers (each times its weight), not only the "
+                "first one.",
+            ),
+            Mistake(
                 _perceptual_pixels,
                 "compare the features feature_extractor(pred)[layer] and "
                 "feature_extractor(target)[layer], not the images' pixels.",
@@ -450,9 +549,37 @@ register(
                 _features((0, 4, 3, 3), other=(1, 4, 3, 3)),
                 note="an empty batch gives 0 (not NaN)",
             ),
+            Case(
+                "two layers (lists), (2, 4, 5, 5) and (2, 6, 3, 3)",
+                _layers([(2, 4, 5, 5), (2, 6, 3, 3)]),
+                note="with lists of feature maps, the layer terms are summed",
+            ),
+            Case(
+                "three layers, weights [1.0, 0.25, 3.0]",
+                _layers([(2, 3, 4, 4), (2, 5, 3, 3), (2, 2, 2, 2)], weights=[1.0, 0.25, 3.0]),
+                note="each layer's term is multiplied by its weight, then the layers are summed",
+            ),
+            Case(
+                "two layers, one style image (1, C, H', W') each",
+                _layers([(3, 4, 4, 4), (3, 6, 2, 2)], others=[(1, 4, 6, 6), (1, 6, 3, 3)]),
+            ),
+            Case(
+                "two layers, the first with the style's Gram matrices",
+                _layers([(2, 4, 3, 3), (2, 3, 4, 4)], identical=(0,), weights=[2.0, 0.5]),
+                note="the first layer costs 0 here; the loss comes from the second one",
+            ),
         ),
         grad_inputs=(0,),
         mistakes=(
+            Mistake(
+                _style_first_layer_only,
+                "sum the style terms of every layer in the lists pred_feats and style_feats "
+                "(each times its weight), not only the first layer's.",
+            ),
+            Mistake(
+                _style_unweighted,
+                "multiply each layer's term by its weight from weights (one per layer).",
+            ),
             Mistake(
                 _style_unnormalized,
                 "compare normalised Gram matrices F F^T / (C * H * W) (gram_matrix with "
@@ -500,9 +627,28 @@ register(
                 _features((0, 3, 4, 4)),
                 note="an empty batch gives 0 (not NaN)",
             ),
+            Case(
+                "two layers (lists), (2, 3, 4, 4) and (2, 5, 2, 2)",
+                _layers([(2, 3, 4, 4), (2, 5, 2, 2)]),
+                note="with lists of feature maps, each layer's MSE is added",
+            ),
+            Case(
+                "three layers, the first equal to the content's",
+                _layers([(2, 4, 3, 3), (2, 2, 5, 5), (2, 5, 7)], identical=(0,)),
+                note="the first layer costs 0 here; the loss comes from the other two",
+            ),
         ),
         grad_inputs=(0,),
         mistakes=(
+            Mistake(
+                _content_first_layer_only,
+                "add the MSE of every layer in the lists pred_feats and content_feats, not "
+                "only the first layer's.",
+            ),
+            Mistake(
+                _content_mean_over_layers,
+                "sum the layers' MSEs; do not average over the layers.",
+            ),
             Mistake(
                 _content_gatys_half_sum,
                 "the content loss here is the mean squared difference; Gatys et al.'s "
