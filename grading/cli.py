@@ -74,10 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", type=_assignment)
 
     p = sub.add_parser(
-        "collect", help="import LMS downloads (zip or folder) into grading/submitted/"
+        "collect",
+        help="import LMS downloads (zip or folder) into grading/submitted/",
+        description="Import a Canvas or Moodle download (zip or folder), or files named "
+        "<student>_<file> or <student>/<file>; the latest attempt wins, late ones are "
+        "flagged, and every file not imported is listed with the reason.",
     )
     p.add_argument("assignment", type=_assignment)
     p.add_argument("source", type=Path, metavar="ARCHIVE_OR_DIR")
+    p.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="map LMS ids to student ids: columns student_id, canvas_id, moodle_id, name "
+        "(without it, student ids are the LMS names made safe)",
+    )
 
     p = sub.add_parser("export", help="write every submission's score as CSV")
     p.add_argument("--output", "-o", type=Path, default=Path("grades.csv"))
@@ -158,17 +169,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {_shown(page)}")
         return 0 if pages else _fail(f"nothing autograded for {args.assignment} yet")
     if args.command == "collect":
-        from .collect import collect
+        from .collect import collect, read_roster
 
         if not args.source.exists():
             return _fail(f"{args.source} does not exist")
         try:
-            imported = collect(args.assignment, args.source)
+            roster = read_roster(args.roster) if args.roster else None
+        except (OSError, ValueError) as error:
+            return _fail(f"cannot read roster {args.roster}: {error}")
+        try:
+            result = collect(args.assignment, args.source, roster)
         except Exception as error:  # a corrupt archive
             return _fail(f"cannot read {args.source}: {error}")
-        for student, files in imported.items():
-            print(f"{student}: {', '.join(files)}")
-        return 0 if imported else _fail(f"no submissions found in {args.source}")
+        print(result.report())
+        return 0 if result.imported else _fail(f"no submissions imported from {args.source}")
     if args.command == "export":
         from .gradebook import scores
 
