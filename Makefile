@@ -36,6 +36,10 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check cvloss_ref grading tests benchmarks
 	$(BIN)/ruff format --check cvloss_ref grading tests benchmarks
+# The instructor notebooks (exercises/ is generated from them): ruff lints and formats the
+# code cells of .ipynb files itself; `python -m grading check` checks that they are tidy.
+	$(BIN)/ruff check solutions
+	$(BIN)/ruff format --check solutions
 
 format: venv
 	$(BIN)/ruff format cvloss_ref grading tests benchmarks

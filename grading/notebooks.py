@@ -4,18 +4,26 @@ A test cell calls ``assert_loss_matches(<function>, "<reference>", forbid=[...],
 cases=[...], seed=..., **params)`` once or more.  The grader parses these calls (from
 the *source* notebook, which is trusted) to know which student function each test cell
 checks and with which parameters, so that it can repeat the check outside the
-student's kernel.
+student's kernel.  ``forbid`` is a list in the call; ``cases`` and the parameters are
+literals, written in the call or assigned to a name earlier in the same cell
+(``cases = ["empty batch", ...]`` then ``assert_loss_matches(..., cases=cases)``).
 
 A function that is not a loss of the catalogue (an NMS, a weight map, an experiment) is
-checked by ``assert_outputs_match(<function>, "<name>", cases, forbid=[...], ...)``, a
-helper that the notebook's harness cell defines: it compares outputs on the cases given.
-The grader repeats such a test cell by executing it, in its own trusted process, with the
-student's functions replaced by calls into the sandbox (see ``autograde.run_test_cell``).
+checked by ``cvloss_ref.testing.assert_outputs_match(<function>, "<name>", cases,
+forbid=[...], ...)``, which compares outputs on the cases given (built by
+``cvloss_ref.exercises``).  The grader repeats such a test cell by executing it, in its
+own trusted process, with the student's functions replaced by calls into the sandbox
+(see ``autograde.run_test_cell``).
+
+The notebooks of ``solutions/`` are the only source of each assignment: instructors edit
+them in JupyterLab (nbgrader's Create Assignment toolbar), and :func:`tidy` keeps them
+stored without outputs or editor state, so that a diff shows what changed.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +38,7 @@ BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 _GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_MAGIC = re.compile(r"^\s*[%!]")  # IPython magics and shell escapes: not Python
 #: The calls a test cell may check with: a catalogue loss, or outputs on given cases.
 LOSS_CHECK = "assert_loss_matches"
 OUTPUT_CHECK = "assert_outputs_match"
@@ -106,11 +115,39 @@ def _hidden_lines(source: str) -> set[int]:
     return lines
 
 
+def _literals(tree: ast.Module) -> dict[str, list[tuple[int, ast.expr]]]:
+    """Top-level ``name = <expression>`` assignments of a cell: name -> (line, value)."""
+    found: dict[str, list[tuple[int, ast.expr]]] = {}
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            found.setdefault(node.targets[0].id, []).append((node.lineno, node.value))
+    return found
+
+
+def _literal(value: ast.expr, assigned: dict, line: int, what: str):
+    """The literal ``value``, or the literal last assigned to the name ``value`` before
+    ``line`` in the same cell."""
+    if isinstance(value, ast.Name):
+        earlier = [v for at, v in assigned.get(value.id, []) if at < line]
+        if not earlier:
+            raise ValueError(f"{what}={value.id}: assign {value.id} a literal above the call")
+        value = earlier[-1]
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a literal (case names, a number, ...)") from None
+
+
 def parse_checks(source: str) -> list[Check]:
     """The ``assert_loss_matches`` and ``assert_outputs_match`` calls of a test cell's
     source (ValueError if malformed)."""
     tree = ast.parse(source)
     hidden_lines = _hidden_lines(source)
+    assigned = _literals(tree)
     checks = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or _dotted(node.func) not in (LOSS_CHECK, OUTPUT_CHECK):
@@ -138,11 +175,12 @@ def parse_checks(source: str) -> list[Check]:
                     raise ValueError("forbid must list names such as F.cross_entropy")
                 forbid = tuple(names)  # type: ignore[arg-type]
             elif keyword.arg == "cases" and kind == "loss":
-                cases = tuple(ast.literal_eval(keyword.value))
+                cases = tuple(_literal(keyword.value, assigned, node.lineno, "cases"))
             elif keyword.arg == "seed" or kind == "outputs":
                 continue  # the grader draws its own seeds; outputs checks are re-run whole
             else:
-                params.append((keyword.arg, ast.literal_eval(keyword.value)))
+                value = _literal(keyword.value, assigned, node.lineno, keyword.arg)
+                params.append((keyword.arg, value))
         checks.append(
             Check(
                 function=node.args[0].id,
@@ -236,6 +274,61 @@ def prelude_code(source: SourceNotebook) -> list[str]:
     ]
 
 
+#: Cell metadata that records an editing session (collapsed outputs, timings), not the
+#: assignment: :func:`tidy` drops it.
+SESSION_METADATA = ("collapsed", "scrolled", "execution", "ExecuteTime", "trusted")
+
+
+def tidy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook as ``solutions/`` stores it: without outputs, execution counts or the
+    session metadata that JupyterLab records, and with ``language_info`` reduced to the
+    language's name (the rest names the Python version of whoever saved it last)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        for key in SESSION_METADATA:
+            cell.metadata.pop(key, None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    info = nb.metadata.get("language_info")
+    if isinstance(info, dict) and "name" in info:
+        nb.metadata["language_info"] = {"name": info["name"]}
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def stored_text(nb: nbformat.NotebookNode) -> str:
+    """The text of a tidy source notebook: nbformat's JSON layout (one-space indent, sorted
+    keys, each line of a cell a string of its own), as JupyterLab saves it."""
+    return nbformat.writes(tidy(nb)) + "\n"
+
+
+def _private_imports(code: str) -> list[str]:
+    """``cvloss_ref`` names starting with ``_`` that ``code`` imports."""
+    try:
+        tree = ast.parse(
+            "\n".join("" if _MAGIC.match(line) else line for line in code.splitlines())
+        )
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "cvloss_ref":
+            modules = [node.module or ""]
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names if alias.name.startswith("cvloss_ref")]
+            names = []
+        else:
+            continue
+        for name in [*(part for m in modules for part in m.split(".")), *names]:
+            if name.startswith("_"):
+                found.append(name)
+    return found
+
+
 def convention_errors(source: SourceNotebook) -> list[str]:
     """Ways in which a source notebook breaks the course's conventions."""
     errors = []
@@ -251,6 +344,12 @@ def convention_errors(source: SourceNotebook) -> list[str]:
         if not meta:
             continue
         grade_id = meta.get("grade_id", "")
+        if cell.cell_type == "code" and not meta.get("solution"):
+            for name in _private_imports(cell.source):
+                errors.append(
+                    f"{where}: {grade_id}: imports {name}, a private name of cvloss_ref "
+                    "(use its public API: cvloss_ref.testing, cvloss_ref.exercises)"
+                )
         if not _GRADE_ID.match(grade_id or ""):
             errors.append(f"{where}: invalid grade_id {grade_id!r}")
         if grade_id in seen:

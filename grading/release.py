@@ -1,10 +1,15 @@
 """``release`` and ``check``: generate ``exercises/`` from ``solutions/`` and verify it.
 
+The notebooks of ``solutions/`` are the only source of each assignment; instructors edit
+them in JupyterLab.  ``release`` first tidies them in place (outputs, execution counts and
+editor metadata removed, see :func:`grading.notebooks.tidy`), so that what is committed
+reads well in a diff, then writes the student version of each.
+
 The student version is made with nbgrader's own preprocessors, in the order that
 ``nbgrader generate_assignment`` applies them (clear solutions, clear hidden tests, lock
 cells, compute checksums, clear outputs), without its database: the result is
 deterministic, so ``check`` compares every released notebook byte for byte with a fresh
-release.
+release, and reports a source notebook that is not tidy.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from nbgrader.preprocessors import (
 from traitlets.config import Config
 
 from .course import RELEASE_DIR, SOURCE_DIR, existing_assignments
-from .notebooks import CODE_STUB, convention_errors, load_source
+from .notebooks import CODE_STUB, convention_errors, load_source, stored_text
 
 
 def _preprocessors():
@@ -61,8 +66,23 @@ def released_files(assignment: str) -> dict[str, str]:
     return files
 
 
-def release(assignments: list[str] | None = None) -> list[Path]:
+def tidy_sources(assignments: list[str] | None = None) -> list[Path]:
+    """Rewrite the source notebooks that are not stored tidy; returns those rewritten."""
     written = []
+    for assignment in assignments or existing_assignments():
+        for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
+            text = path.read_text(encoding="utf-8")
+            tidy = stored_text(nbformat.reads(text, as_version=4))
+            if tidy != text:
+                path.write_text(tidy, encoding="utf-8")
+                written.append(path)
+    return written
+
+
+def release(assignments: list[str] | None = None) -> list[Path]:
+    """Tidy the source notebooks, then regenerate their exercises/ folders; returns every
+    file written (source notebooks first)."""
+    written = tidy_sources(assignments)
     for assignment in assignments or existing_assignments():
         target = RELEASE_DIR / assignment
         if target.exists():
@@ -87,6 +107,11 @@ def check() -> list[str]:
                 problems.append(f"{assignment}/{path.name}: cannot be read: {error}")
                 continue
             problems.extend(convention_errors(source))
+            if stored_text(source.nb) != path.read_text(encoding="utf-8"):
+                problems.append(
+                    f"solutions/{assignment}/{path.name} holds outputs or editor metadata: "
+                    "run `python -m grading release` (it tidies the sources)"
+                )
         expected = released_files(assignment)
         for relative, text in expected.items():
             path = RELEASE_DIR / relative

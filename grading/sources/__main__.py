@@ -1,5 +1,0 @@
-"""``python -m grading.sources``: rewrite the instructor notebooks of ``solutions/``."""
-
-from . import main
-
-main()
