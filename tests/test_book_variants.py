@@ -2,9 +2,9 @@
 
 The book build (tests/test_book.py) executes every chapter natively with one torch thread.
 Here each chapter that trains a model or iterates a simulation is executed again under the
-other variants of ``tests/chapters.py``: two threads, torch's portable scalar kernels
-(``ATEN_CPU_CAPABILITY=default``) and MKL's compatible code path (``MKL_CBWR=COMPATIBLE``),
-each with one and two threads.  Every assertion in the chapter must hold under all of them.
+variants of ``tests/chapters.py`` that stand for another CPU: torch's portable scalar
+kernels (``ATEN_CPU_CAPABILITY=default``) and MKL's compatible code path
+(``MKL_CBWR=COMPATIBLE``).  Every assertion in the chapter must hold under both.
 A chapter author runs the same check with ``make check-chapters`` (see CONTRIBUTING.md).
 """
 
@@ -14,8 +14,11 @@ import pytest
 
 from tests import chapters
 
-# native-1 is the book build itself.
-VARIANTS = [name for name in chapters.VARIANTS if name != "native-1"]
+# native-1 is the book build itself.  CI runs the one-thread variants of the other CPU
+# paths: two torch threads on CI's two busy cores (the other pytest worker uses one) make
+# every step wait on the thread pool, 10-25x slower, without reaching another verdict.
+# `make check-chapters` runs all six variants; run it before changing a training chapter.
+VARIANTS = ["scalar-1", "mkl-1"]
 TRAINING = chapters.training_chapters()
 
 
