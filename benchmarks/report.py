@@ -89,7 +89,7 @@ BLOCKS = {"cpu-benchmark": ("cpu", speed_block), "grading-speed": ("grading", gr
 MARKED = re.compile(
     r"(<!-- generated: (?P<name>[\w-]+) \(python benchmarks/report.py\) -->\n)"
     r"(?P<body>.*?)"
-    r"(\n<!-- end generated: (?P=name) -->)",
+    r"\n?<!-- end generated: (?P=name) -->",
     re.DOTALL,
 )
 
@@ -104,7 +104,7 @@ def render(text: str) -> str:
         stored, renderer = BLOCKS[name]
         run = load(stored)
         body = renderer(run) if run else f"(no stored run: benchmarks/results/{stored}.json)"
-        return match.group(1) + body + match.group(4)
+        return f"{match.group(1)}{body}\n<!-- end generated: {name} -->"
 
     return MARKED.sub(block, text)
 
