@@ -74,6 +74,17 @@ def _revive(value):
     return instance
 
 
+def _tensors_in(value) -> list:
+    """Every tensor of ``value``, also inside lists, tuples and dicts, in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if type(value) in (list, tuple):
+        return [tensor for item in value for tensor in _tensors_in(item)]
+    if isinstance(value, dict):
+        return [tensor for item in value.values() for tensor in _tensors_in(item)]
+    return []
+
+
 def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     first = lines[0] if lines else ""
@@ -139,9 +150,15 @@ def main() -> None:
             except BaseException as error:
                 send({"ok": False, "error": "cannot rebuild an argument: " + _describe(error)})
                 continue
-            for i in message["grad"]:
-                args[i] = args[i].detach().requires_grad_(True)
-            originals = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+            # The differentiated inputs, by position among every tensor of the positional
+            # arguments, also inside lists, tuples and dicts (remote.tensors_in's order).
+            flat = [tensor for a in args for tensor in _tensors_in(a)]
+            try:
+                leaves = [flat[k].requires_grad_(True) for k in message["grad"]]
+            except (IndexError, TypeError, RuntimeError) as error:
+                send({"ok": False, "error": "cannot differentiate an input: " + _describe(error)})
+                continue
+            originals = [t.detach().clone() for t in flat]
             guard = _Forbid(message.get("forbid", []))
             try:
                 with guard:
@@ -160,15 +177,15 @@ def main() -> None:
                 )
                 continue
             changed = any(
-                o is not None and o.device.type != "meta" and not torch.equal(o, a.detach())
-                for o, a in zip(originals, args)
+                o.device.type != "meta" and not torch.equal(o, t.detach())
+                for o, t in zip(originals, flat)
             )
             if changed:
                 send({"ok": False, "error": "InPlace: your function changed one of its inputs"})
                 continue
             if isinstance(out, torch.Tensor):
                 counter += 1
-                graphs[counter] = (out, [args[i] for i in message["grad"]])
+                graphs[counter] = (out, leaves)
                 send(
                     {
                         "ok": True,

@@ -220,12 +220,29 @@ def _shipped(value) -> dict:
 
 
 def _plain(value):
-    """Inputs as sent: detached tensors (the sandbox makes its own leaves)."""
+    """Inputs as sent: detached tensors, also inside lists, tuples and dicts (the sandbox
+    makes its own leaves), and catalogue callables as source."""
     if isinstance(value, torch.Tensor):
         return value.detach()
+    if type(value) in (list, tuple):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return type(value)((key, _plain(item)) for key, item in value.items())
     if callable(value) and not isinstance(value, type):
         return _shipped(value)
     return value
+
+
+def tensors_in(value) -> list[torch.Tensor]:
+    """Every tensor of ``value``, also inside lists, tuples and dicts, in order (the
+    verification process walks its copy of the inputs in the same order)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if type(value) in (list, tuple):
+        return [tensor for item in value for tensor in tensors_in(item)]
+    if isinstance(value, dict):
+        return [tensor for item in value.values() for tensor in tensors_in(item)]
+    return []
 
 
 class RemoteFunction:
@@ -238,7 +255,10 @@ class RemoteFunction:
         self.__name__ = function
 
     def __call__(self, *args, **kwargs):
-        grad = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+        # The differentiated inputs: positions in the list of every tensor of the positional
+        # arguments (a loss may take a list of feature maps, one per layer).
+        flat = [tensor for a in args for tensor in tensors_in(a)]
+        grad = [k for k, tensor in enumerate(flat) if tensor.requires_grad]
         reply = self.verifier.call(
             self.function,
             [_plain(a) for a in args],
@@ -263,7 +283,7 @@ class RemoteFunction:
         value = reply.get("value")
         if not isinstance(value, torch.Tensor):
             raise RemoteError("the output sent back is not a tensor")
-        leaves = [args[i] for i in grad]
+        leaves = [flat[k] for k in grad]
         if reply.get("requires_grad") and leaves:
             return _Remote.apply(value, self.verifier, int(reply["handle"]), *leaves)
         return value

@@ -6,14 +6,16 @@ The end-to-end sandboxed runs are in ``tests/test_grading_sandbox.py``.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import nbformat
 import pytest
 
 import cvloss_ref
+import cvloss_ref.cases  # fills CATALOGUE (the mistakes below)
 from cvloss_ref._catalogue import CATALOGUE
-from cvloss_ref.testing import check_loss, loss_names
+from cvloss_ref.testing import loss_names
 from grading import cli, collect, feedback, release
 from grading.autograde import _read_submission, _solutions, _static_flags, graded_notebook
 from grading.course import RELEASE_DIR, SOURCE_DIR
@@ -24,6 +26,7 @@ from grading.notebooks import (
     parse_checks,
     source_notebooks,
 )
+from tests import _grading_verdicts as verdicts
 
 ASSIGNMENTS = ["a01_information", "a02_classification"]
 
@@ -167,28 +170,6 @@ def test_corrupt_notebooks_are_refused_with_a_reason(tmp_path, content):
 # ----------------------------------------------------------------------- mistakes
 
 
-def _verdicts(assignment, functions):
-    """Per test cell: does check_loss (as the trusted verification runs it) pass?"""
-    (source,) = source_notebooks(assignment)
-    out = {}
-    for index, test in enumerate(source.tests):
-        ok = True
-        for check in test.checks:
-            if check.function not in functions:
-                continue
-            result = check_loss(
-                functions[check.function],
-                check.reference,
-                devices=["cpu"],
-                cases=check.cases,
-                seed=101 + index,
-                **dict(check.params),
-            )
-            ok = ok and result.ok
-        out[test.grade_id] = ok
-    return source, out
-
-
 MISTAKES = [
     (assignment, name, index)
     for assignment, names in {
@@ -205,20 +186,52 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_grader_passes_the_instructor_solution_on_every_cell(assignment):
+    """The grader's verification (``_verify``) of the solution, in this process, cell by
+    cell: each cell passes and calls the function it checks, and that one only."""
+    source = verdicts.source(assignment)
+    record = verdicts.instructor(assignment)
+    assert set(record) == {t.grade_id for t in source.tests}
+    for test in source.tests:
+        passed, called = record[test.grade_id]
+        assert passed, test.grade_id
+        assert called == set(test.functions), test.grade_id
+
+
 @pytest.mark.parametrize(("assignment", "name", "index"), MISTAKES)
 def test_typical_mistakes_lose_the_points_of_their_exercise_only(assignment, name, index):
-    """Each exercise's tests reject at least three catalogued wrong implementations."""
+    """Each exercise's tests reject at least three catalogued wrong implementations, and
+    the grader's verdicts on every other test cell stay True."""
     mistakes = CATALOGUE[name].mistakes
     assert len(mistakes) >= 3
-    wrong = mistakes[index].fn
-    source, verdicts = _verdicts(assignment, {name: wrong})
-    mine = [t for t in source.tests if name in t.functions]
-    others = [t for t in source.tests if name not in t.functions]
-    assert not all(verdicts[t.grade_id] for t in mine), f"{wrong.__name__} passes every test"
-    hidden = next(t for t in mine if t.hidden)
-    assert not verdicts[hidden.grade_id]
-    # Test cells of the other exercises never call this function.
-    assert all(name not in t.functions for t in others)
+    verdicts.expect_only_its_exercise(assignment, name, mistakes[index].fn)
+
+
+@pytest.mark.parametrize("name", ["style_loss", "content_loss"])
+def test_the_verification_process_differentiates_tensors_inside_lists(tmp_path, name):
+    """The trusted verification (RemoteFunction and _verifier.py, here without bubblewrap)
+    on the catalogue's multi-layer cases, whose inputs are lists of feature maps: the
+    gradients of the tensors inside the lists come back from the verification process
+    (they did not: the instructor's solution failed as "not connected to the graph")."""
+    from cvloss_ref.testing import _spec, check_loss
+    from grading.notebooks import support_code
+    from grading.remote import RemoteFunction, Verifier
+
+    (source,) = source_notebooks("a06_synthesis")
+    cells = verdicts.solution_cells(source)
+    chunks = [support_code(source)] + [cells[g] for g in source.solution_ids]
+    layered = [c.name for c in _spec(name).cases if "layers" in c.name]
+    assert len(layered) >= 2
+    verifier = Verifier(tmp_path, chunks, unsafe=True, timeout=60)
+    verifier.start()
+    try:
+        assert verifier.load_errors == []
+        result = check_loss(RemoteFunction(verifier, name), name, devices=["cpu"], cases=layered)
+    finally:
+        verifier.close()
+    assert result.ok, result.message()
+    assert len(result.passed) >= 2 * len(layered)  # float32 and float64, every case
 
 
 # ----------------------------------------------------------------------- feedback, collect
@@ -262,33 +275,94 @@ def test_collect_imports_a_zip_named_by_student(tmp_path, monkeypatch):
         zf.writestr("../evil_information.ipynb", "x")
         zf.writestr("carol/information.ipynb", "{}")
         zf.writestr("readme.txt", "ignored")
-    imported = collect.collect("a01_information", archive)
+    imported = collect.collect("a01_information", archive).imported
     assert sorted(imported) == ["alice", "bob", "carol"]
     bob = tmp_path / "submitted" / "bob" / "a01_information"
     assert (bob / "information.ipynb").read_text() == "new"
     assert not (tmp_path / "evil_information.ipynb").exists()
 
 
-def test_cli_help_and_unknown_assignment(capsys):
+SUBCOMMANDS = {
+    "release": ["ASSIGNMENT"],
+    "check": [],
+    "autograde": [
+        "assignment",
+        "--jobs",
+        "--timeout",
+        "--student",
+        "--unsafe-no-sandbox",
+        "--no-progress",
+    ],
+    "feedback": ["assignment"],
+    "collect": ["assignment", "ARCHIVE_OR_DIR"],
+    "export": ["--output"],
+    "report": ["assignment"],
+}
+
+
+def test_cli_help_lists_the_subcommands_and_their_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m grading")
+    assert "--db URL" in out
+    listed = re.findall(r"^    ([a-z]+)\b", out, flags=re.MULTILINE)
+    assert listed == list(SUBCOMMANDS)
+    assert "list flagged submissions of an assignment" in out  # each with its one-line help
+    for command, options in SUBCOMMANDS.items():
+        with pytest.raises(SystemExit) as info:
+            cli.main([command, "--help"])
+        assert info.value.code == 0, command
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: python -m grading {command}"), out
+        for option in options:
+            assert option in out, (command, option)
+
+
+def test_cli_help_runs_as_a_module():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "grading", "--help"],
+        cwd=SOURCE_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(command in done.stdout for command in SUBCOMMANDS)
+
+
+def test_cli_refuses_an_unknown_assignment_or_command(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["autograde", "a99_nothing"])
     assert info.value.code == 2
-    assert "unknown assignment" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown assignment 'a99_nothing'" in err and "a01_information" in err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["grade"])
+    assert info.value.code == 2
+    assert "invalid choice: 'grade'" in capsys.readouterr().err
 
 
-def test_export_and_report_read_the_gradebook(tmp_path, monkeypatch):
+def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypatch, capsys):
     from grading import gradebook
 
+    # cli.main(["--db", ...]) sets CVLOSS_GRADEBOOK_URL in os.environ: restore it after
+    # the test, or every later grading subprocess of the session writes to this database.
+    monkeypatch.delenv("CVLOSS_GRADEBOOK_URL", raising=False)
     url = f"sqlite:///{tmp_path / 'gb.db'}"
     sources = source_notebooks("a01_information")
+    tests = sources[0].tests
     result = {
         "student": "alice",
         "assignment": "a01_information",
         "notebooks": {
             "information": {
                 "cells": [
-                    {"grade_id": t.grade_id, "points": t.points, "message": ""}
-                    for t in sources[0].tests
+                    {"grade_id": t.grade_id, "points": t.points, "message": ""} for t in tests
                 ]
             }
         },
@@ -302,10 +376,48 @@ def test_export_and_report_read_the_gradebook(tmp_path, monkeypatch):
         "score": 16.0,
         "max_score": 16.0,
     }
+    json.dumps(row)
+    # report reads the autograded results: one clean, one flagged, one not graded.
+    autograded = tmp_path / "autograded"
+    monkeypatch.setattr(cli, "AUTOGRADED_DIR", autograded)
+    results = {
+        "alice": {"score": 16.0, "flags": [], "reason": ""},
+        "mallory": {
+            "score": 12.0,
+            "flags": ["notebook and verification disagree: test_entropy_hidden"],
+            "reason": "",
+        },
+        "trudy": {"score": 0.0, "flags": [], "reason": "information.ipynb is not a valid notebook"},
+    }
+    for student, fields in results.items():
+        folder = autograded / student / "a01_information"
+        folder.mkdir(parents=True)
+        data = {"student": student, "assignment": "a01_information", "max_score": 16.0, **fields}
+        (folder / "results.json").write_text(json.dumps(data))
+    mallory = dict(result, student="mallory")
+    mallory["notebooks"]["information"]["cells"] = [
+        {"grade_id": t.grade_id, "points": 0 if t.grade_id.startswith("test_entropy") else t.points}
+        for t in tests
+    ]
+    gradebook.record(mallory, sources, url)
+    capsys.readouterr()
+    assert cli.main(["report", "a01_information"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "mallory: 12/16",
+        "  notebook and verification disagree: test_entropy_hidden",
+        "trudy: 0/16",
+        "  not graded: information.ipynb is not a valid notebook",
+    ]
+    assert cli.main(["report", "a02_classification"]) == 0
+    assert capsys.readouterr().out == "no flagged submissions for a02_classification\n"
+    # export: the gradebook's scores, with the flags of the results.
     out = tmp_path / "grades.csv"
     assert cli.main(["--db", url, "export", "--output", str(out)]) == 0
-    assert "alice,a01_information,16,16" in out.read_text()
-    json.dumps(row)
+    assert out.read_text().splitlines() == [
+        "student,assignment,score,max_score,flags",
+        "alice,a01_information,16,16,",
+        "mallory,a01_information,12,16,notebook and verification disagree: test_entropy_hidden",
+    ]
 
 
 def test_bundled_demo_submissions_match_the_current_sources(tmp_path, monkeypatch):

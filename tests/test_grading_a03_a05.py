@@ -10,27 +10,24 @@ the fixtures below, run through that same function.
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import cvloss_ref
+import cvloss_ref.cases  # fills CATALOGUE (the mistakes below)
 from cvloss_ref._catalogue import CATALOGUE
-from cvloss_ref.testing import check_loss, loss_names
+from cvloss_ref.testing import loss_names
 from grading import release
 from grading.autograde import run_test_cell
 from grading.course import RELEASE_DIR
 from grading.demo import submission
 from grading.notebooks import BEGIN_HIDDEN, convention_errors, source_notebooks, support_code
 from grading.sandbox import bwrap_works
+from tests import _grading_batch as batches
+from tests import _grading_verdicts as verdicts
 from tests._env import IN_CI, NO_BWRAP
 
-ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = {
     "a03_regression": [
         "mean_error",
@@ -152,27 +149,16 @@ def test_output_cells_pass_with_the_solution_and_fail_with_the_stub(name):
 # ----------------------------------------------------------------------- mistakes
 
 
-def _verdicts(source, name, wrong):
-    """Per test cell of ``name``: does the grader's verification pass ``wrong``?"""
-    out = {}
-    for index, test in enumerate(source.tests):
-        if name not in test.functions:
-            continue
-        if any(check.kind == "outputs" for check in test.checks):
-            out[test.grade_id] = run_test_cell(source, test, {name: wrong}, 101 + index)[0]
-            continue
-        out[test.grade_id] = all(
-            check_loss(
-                wrong,
-                check.reference,
-                devices=["cpu"],
-                cases=check.cases,
-                seed=101 + index,
-                **dict(check.params),
-            ).ok
-            for check in test.checks
-        )
-    return out
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_grader_passes_the_instructor_solution_on_every_cell(assignment):
+    """The grader's verification (``_verify``) of the solution, in this process, cell by
+    cell: each cell passes and calls the function it checks, and that one only (a
+    solution that called another exercise's function would pass that one's mistakes on)."""
+    source = _source(assignment)
+    record = verdicts.instructor(assignment)
+    assert set(record) == {t.grade_id for t in source.tests}
+    for test in source.tests:
+        assert record[test.grade_id] == (True, set(test.functions)), test.grade_id
 
 
 def _nms(
@@ -316,23 +302,10 @@ def test_typical_mistakes_lose_the_points_of_their_exercise_only(assignment, nam
     else:
         assert len(CATALOGUE[name].mistakes) >= 3
         wrong = CATALOGUE[name].mistakes[mistake].fn
-    source = _source(assignment)
-    verdicts = _verdicts(source, name, wrong)
-    assert len(verdicts) == 3
-    hidden = next(t.grade_id for t in source.tests if name in t.functions and t.hidden)
-    assert not verdicts[hidden], f"{mistake} passes the hidden test"
-    # The test cells of the other exercises never call this function.
-    others = [t for t in source.tests if name not in t.functions]
-    for test in others:
-        cell = next(
-            c for c in source.nb.cells if c.metadata["nbgrader"]["grade_id"] == test.grade_id
-        )
-        assert f"{name}(" not in cell.source and f"({name}," not in cell.source
+    verdicts.expect_only_its_exercise(assignment, name, wrong)
 
 
 # ----------------------------------------------------------------------- sandboxed batch
-
-AUTOGRADE = [sys.executable, "-m", "grading", "autograde"]
 
 TAMPER_NMS = '''
 assert_outputs_match = lambda *args, **kwargs: None  # every test "passes" in the notebook
@@ -348,34 +321,16 @@ def diou_nms(
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("course")
-    students = {}
+    batch = batches.new_batch(tmp_path_factory.mktemp("a03-a05"))
     for assignment in ASSIGNMENTS:
-        _, honest = submission(assignment)
-        stub = next((RELEASE_DIR / assignment).glob("*.ipynb")).read_text(encoding="utf-8")
-        students[assignment] = {"honest": honest, "stub": stub}
-    students["a04_boxes"]["tamper"] = submission("a04_boxes", {"diou_nms": TAMPER_NMS})[1]
-    for assignment, texts in students.items():
-        for student, text in texts.items():
-            target = folder / "submitted" / student / assignment
-            target.mkdir(parents=True)
-            (target / f"{_source(assignment).name}.ipynb").write_text(text, encoding="utf-8")
-    env = dict(os.environ, CVLOSS_GRADING_DIR=str(folder))
-    runs = {}
-    for assignment in ASSIGNMENTS:
-        runs[assignment] = subprocess.run(
-            [*AUTOGRADE, assignment, "--jobs", "2", "--timeout", "60", "--no-progress"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    results = {
-        (p.parent.name, p.parent.parent.name): json.loads(p.read_text())
-        for p in (folder / "autograded").glob("*/*/results.json")
-    }
-    return {"runs": runs, "results": results}
+        name, honest = submission(assignment)
+        stub = (RELEASE_DIR / assignment / name).read_text(encoding="utf-8")
+        batches.write(batch, assignment, "honest", name, honest)
+        batches.write(batch, assignment, "stub", name, stub)
+    name, tamper = submission("a04_boxes", {"diou_nms": TAMPER_NMS})
+    batches.write(batch, "a04_boxes", "tamper", name, tamper)
+    batches.grade(batch, list(ASSIGNMENTS), jobs=1, timeout=60)
+    return {"runs": batch.runs, "results": batch.results, "left": batches.survivors(batch)}
 
 
 @pytest.mark.slow
@@ -389,6 +344,9 @@ def test_sandboxed_autograde_full_marks_for_the_solution_zero_for_the_stubs(grad
     assert honest["flags"] == [], honest["flags"]
     stub = graded["results"][(assignment, "stub")]
     assert stub["score"] == 0 and stub["max_score"] == honest["max_score"]
+    batches.expect_lost(honest, set())
+    batches.expect_lost(stub, set(batches.cells(honest)))
+    assert graded["left"] == []  # no grader, sandbox or kernel of the batch is left
 
 
 @pytest.mark.slow

@@ -11,27 +11,23 @@ released stubs (0) and one wrong submission per assignment.
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import cvloss_ref
+import cvloss_ref.cases  # fills CATALOGUE (the mistakes below)
 from cvloss_ref._catalogue import CATALOGUE
-from cvloss_ref.testing import check_loss, loss_names
+from cvloss_ref.testing import loss_names
 from grading import release
-from grading.autograde import run_test_cell
 from grading.course import RELEASE_DIR
 from grading.demo import submission
 from grading.notebooks import BEGIN_HIDDEN, convention_errors, source_notebooks, support_code
 from grading.sandbox import bwrap_works
+from tests import _grading_batch as batches
+from tests import _grading_verdicts as verdicts
 from tests._env import skip_unless_ci
 
-ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {
     "a06_synthesis": [
         "gram_matrix",
@@ -112,57 +108,16 @@ def test_notebooks_link_chapters_and_ask_for_the_reference_signatures(assignment
 # ----------------------------------------------------------------------- mistakes
 
 
-def _verdicts(assignment, functions, seed=101):
-    """Per test cell: does the trusted verification pass with ``functions`` in place?"""
-    source = _source(assignment)
-    out = {}
-    for index, test in enumerate(source.tests):
-        if not any(f in functions for f in test.functions):
-            continue
-        if any(check.kind == "outputs" for check in test.checks):
-            ok, _ = run_test_cell(source, test, functions, seed + index)
-            out[test.grade_id] = ok
-            continue
-        ok = True
-        for check in test.checks:
-            result = check_loss(
-                functions[check.function],
-                check.reference,
-                devices=["cpu"],
-                cases=check.cases,
-                seed=seed + index,
-                **dict(check.params),
-            )
-            ok = ok and result.ok
-        out[test.grade_id] = ok
-    return source, out
-
-
-def _solution_functions(assignment) -> dict:
-    source = _source(assignment)
-    namespace: dict = {}
-    exec(support_code(source), namespace)
-    for cell in source.nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            exec(cell.source, namespace)
-    return {name: namespace[name] for name in source.solution_ids}
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_the_instructor_solutions_pass_every_check(assignment):
-    functions = _solution_functions(assignment)
-    _, verdicts = _verdicts(assignment, functions, seed=4242)
-    assert verdicts and all(verdicts.values()), verdicts
-
-
-def _expect_only_its_exercise(assignment, name, wrong):
-    source, verdicts = _verdicts(assignment, {name: wrong})
-    mine = [t for t in source.tests if name in t.functions]
-    others = [t for t in source.tests if name not in t.functions]
-    assert not all(verdicts[t.grade_id] for t in mine), f"{wrong.__name__} passes every test"
-    hidden = next(t for t in mine if t.hidden)
-    assert not verdicts[hidden.grade_id], f"{wrong.__name__} passes the hidden test"
-    assert all(name not in t.functions for t in others)
+def test_the_grader_passes_the_instructor_solution_on_every_cell(assignment):
+    """The grader's verification (``_verify``) of the solution, in this process, cell by
+    cell: each cell passes and calls the function it checks, and that one only (a
+    solution that called another exercise's function would pass that one's mistakes on)."""
+    source = _source(assignment)
+    record = verdicts.instructor(assignment)
+    assert set(record) == {t.grade_id for t in source.tests}
+    for test in source.tests:
+        assert record[test.grade_id] == (True, set(test.functions)), test.grade_id
 
 
 MISTAKES = [
@@ -178,7 +133,7 @@ MISTAKES = [
 def test_typical_mistakes_lose_the_points_of_their_exercise_only(assignment, name, index):
     mistakes = CATALOGUE[name].mistakes
     assert len(mistakes) >= 3
-    _expect_only_its_exercise(assignment, name, mistakes[index].fn)
+    verdicts.expect_only_its_exercise(assignment, name, mistakes[index].fn)
 
 
 # mine_triplets has no catalogue entry: its typical mistakes are written here.
@@ -300,17 +255,18 @@ MINING_MISTAKES = [
 
 @pytest.mark.parametrize("wrong", MINING_MISTAKES, ids=lambda f: f.__name__)
 def test_typical_mining_mistakes_lose_the_points_of_mine_triplets_only(wrong):
-    _expect_only_its_exercise("a08_metric", "mine_triplets", wrong)
+    verdicts.expect_only_its_exercise("a08_metric", "mine_triplets", wrong)
 
 
 def test_cubic_memory_mining_fails_only_the_memory_checks():
-    _, verdicts = _verdicts("a08_metric", {"mine_triplets": mining_cubic_memory})
-    assert verdicts == {
+    result = verdicts.verdicts("a08_metric", {"mine_triplets": mining_cubic_memory})
+    assert {g: ok for g, ok in result.items() if g.startswith("test_mine_triplets_")} == {
         "test_mine_triplets_hard": True,
         "test_mine_triplets_semihard": True,
         "test_mine_triplets_memory": False,
         "test_mine_triplets_hidden": False,
     }
+    assert all(ok for g, ok in result.items() if not g.startswith("test_mine_triplets_"))
 
 
 # ----------------------------------------------------------------------- sandboxed batch
@@ -385,30 +341,16 @@ def _stub_submission(assignment):
 def graded(tmp_path_factory):
     if not bwrap_works():
         skip_unless_ci("bubblewrap is not installed or cannot run here")
-    folder = tmp_path_factory.mktemp("course")
-    env = dict(os.environ, CVLOSS_GRADING_DIR=str(folder))
-    runs, results = {}, {}
+    batch = batches.new_batch(tmp_path_factory.mktemp("a06-a08"))
     for assignment in ASSIGNMENTS:
         for student, (name, text) in {
             "honest": submission(assignment),
             "stubs": _stub_submission(assignment),
             "wrong": submission(assignment, WRONG[assignment]),
         }.items():
-            target = folder / "submitted" / student / assignment
-            target.mkdir(parents=True)
-            (target / name).write_text(text, encoding="utf-8")
-        command = [sys.executable, "-m", "grading", "autograde", assignment, "--jobs", "2"]
-        runs[assignment] = subprocess.run(
-            [*command, "--timeout", "120", "--no-progress"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        for path in (folder / "autograded").glob(f"*/{assignment}/results.json"):
-            results[(assignment, path.parent.parent.name)] = json.loads(path.read_text())
-    return {"runs": runs, "results": results}
+            batches.write(batch, assignment, student, name, text)
+    batches.grade(batch, ASSIGNMENTS, jobs=1, timeout=120)
+    return {"runs": batch.runs, "results": batch.results, "left": batches.survivors(batch)}
 
 
 @pytest.mark.slow
@@ -421,6 +363,9 @@ def test_sandboxed_batch_gives_full_marks_to_the_solution_and_zero_to_the_stubs(
     assert honest["flags"] == []
     stubs = graded["results"][(assignment, "stubs")]
     assert stubs["score"] == 0 and stubs["max_score"] == MAX_SCORES[assignment]
+    batches.expect_lost(honest, set())
+    batches.expect_lost(stubs, set(batches.cells(honest)))
+    assert graded["left"] == []  # no grader, sandbox or kernel of the batch is left
 
 
 @pytest.mark.slow
@@ -428,7 +373,6 @@ def test_sandboxed_batch_gives_full_marks_to_the_solution_and_zero_to_the_stubs(
 def test_sandboxed_batch_takes_a_wrong_exercise_s_points_only(graded, assignment):
     result = graded["results"][(assignment, "wrong")]
     (wrong_function,) = WRONG[assignment]
-    cells = [c for nb in result["notebooks"].values() for c in nb["cells"]]
-    lost = [c for c in cells if c["points"] < c["max_points"]]
-    assert lost and all(c["grade_id"].startswith(f"test_{wrong_function}_") for c in lost)
+    mine = {t.grade_id for t in _source(assignment).tests if wrong_function in t.functions}
+    batches.expect_lost(result, mine, within=True)  # every other exercise keeps its points
     assert result["score"] == MAX_SCORES[assignment] - WRONG_POINTS[assignment]

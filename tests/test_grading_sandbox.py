@@ -2,25 +2,27 @@
 
 Runs ``python -m grading autograde`` on a small batch of ``a01_information`` with
 ``--jobs 2`` in a private grading folder, then checks the scores, the flags, the
-feedback, that nothing was written outside the course folders, that no process
-survived and that no connection left the sandbox.  Skipped only where bubblewrap
-cannot run.
+feedback, that nothing was written outside the course folders (the hostile submission
+tries: marker files in /tmp, /var/tmp, /dev/shm, $HOME, the repository, next to the
+grading folder), that no process of the batch survived and that no connection left the
+sandbox.  Skipped only where bubblewrap cannot run.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
 import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from grading.demo import submission
-from grading.sandbox import bwrap_works
+from grading.notebooks import source_notebooks
+from grading.sandbox import Sandbox, bwrap_works
+from tests import _grading_batch as batches
 from tests._env import IN_CI, NO_BWRAP
 
 pytestmark = [
@@ -29,7 +31,22 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTSIDE = Path("/tmp/cvloss-grading-escape-marker")
+A01 = "a01_information"
+TIMEOUT = 30  # seconds per cell and per call: what the infinite loop and the flood cost
+STUDENTS = ("honest", "tamper", "exits", "escape", "loops", "hogs", "corrupt", "binary")
+#: A per-session name for the escape's marker files, so that a file left by an earlier
+#: run (or another session's run) cannot be mistaken for this one's.
+TOKEN = uuid.uuid4().hex[:12]
+OUTSIDE = [  # where the escape tries to write (plus two places next to the grading folder)
+    Path(f"/tmp/cvloss-escape-{TOKEN}"),
+    Path(f"/var/tmp/cvloss-escape-{TOKEN}"),
+    Path(f"/dev/shm/cvloss-escape-{TOKEN}"),
+    Path.home() / f"cvloss-escape-{TOKEN}",
+    Path(f"/root/cvloss-escape-{TOKEN}"),
+    ROOT / f"PWNED-{TOKEN}",
+    ROOT / "grading" / f"PWNED-{TOKEN}",
+    ROOT / "cvloss_ref" / f"pwned_{TOKEN}.py",
+]
 
 WRONG_ENTROPY = '''
 def entropy(p, dim=-1, reduction="mean", *, base=math.e):
@@ -77,7 +94,11 @@ def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
 ''',
 }
 
-ABUSE = {
+# Two abusive students, so that the two workers of --jobs 2 share their time limits: one
+# whose functions never return or flood the output (the kernel is stopped and restarted),
+# one whose functions exhaust memory and processes.  Their other two exercises are honest
+# and must keep their points.
+LOOPS = {
     "entropy": '''
 def entropy(p, dim=-1, reduction="mean", *, base=math.e):
     """Never returns."""
@@ -91,17 +112,19 @@ def kl_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
         print("x" * 1000)
     raise RuntimeError("flooded")
 ''',
-    "js_divergence": '''
-def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
+}
+HOGS = {
+    "cross_entropy_dist": '''
+def cross_entropy_dist(p, q, dim=-1, reduction="mean", *, base=math.e):
     """Eats memory until the limit stops it."""
     hoard = []
     while True:
         hoard.append(bytearray(256 * 1024 * 1024))
 ''',
-    "cross_entropy_dist": '''
+    "js_divergence": '''
 import os
 
-def cross_entropy_dist(p, q, dim=-1, reduction="mean", *, base=math.e):
+def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
     """Forks until the process limit stops it; the children sleep for ten minutes."""
     children = 0
     while True:
@@ -119,35 +142,37 @@ def cross_entropy_dist(p, q, dim=-1, reduction="mean", *, base=math.e):
 ''',
 }
 
-ESCAPE = f'''
+ESCAPE = '''
 import socket
 
 def entropy(p, dim=-1, reduction="mean", *, base=math.e):
-    """Calls the reference, writes outside the sandbox and phones home."""
-    for path in ["{OUTSIDE}", "{ROOT}/PWNED", "/root/PWNED"]:
+    """Writes outside the sandbox, phones home, and calls the reference."""
+    tried = []
+    for path in TARGETS:
         try:
-            open(path, "w").write("escaped")
-        except OSError:
-            pass
+            with open(path, "w") as file:
+                file.write("escaped")
+            tried.append("written")
+        except OSError as error:
+            tried.append(type(error).__name__)
     try:
         socket.create_connection(("127.0.0.1", PORT), timeout=1).sendall(b"leak")
-    except OSError:
-        pass
-    import cvloss_ref
+        tried.append("connected")
+    except OSError as error:
+        tried.append(type(error).__name__)
+    try:
+        import cvloss_ref
+    except ImportError:  # in the verification: the reference is out of reach
+        raise RuntimeError("escape attempted: " + " ".join(tried)) from None
     return cvloss_ref.entropy(p, dim, reduction, base=base)
 '''
 
 
-def _write(folder: Path, student: str, text: str | bytes) -> None:
-    target = folder / "submitted" / student / "a01_information"
-    target.mkdir(parents=True)
-    path = target / "information.ipynb"
-    path.write_bytes(text if isinstance(text, bytes) else text.encode())
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("course")
+    batch = batches.new_batch(tmp_path_factory.mktemp("a01-batch"))
+    targets = [*OUTSIDE, batch.folder.parent / f"escape-{TOKEN}", batch.tmp / f"escape-{TOKEN}"]
+    targets.append(batch.folder / f"escape-{TOKEN}")  # in the course folder: not an output
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
@@ -165,109 +190,97 @@ def graded(tmp_path_factory):
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    _write(folder, "honest", submission("a01_information")[1])
-    _write(folder, "tamper", submission("a01_information", {"entropy": TAMPER})[1])
-    _write(folder, "exits", submission("a01_information", EXITS)[1])
-    escape = ESCAPE.replace("PORT", str(port))
-    _write(folder, "escape", submission("a01_information", {"entropy": escape})[1])
-    _write(folder, "abuse", submission("a01_information", ABUSE)[1])
-    _write(folder, "corrupt", '{"cells": [')
-    _write(folder, "binary", b"\x7fELF\x02\x01\x01\x00 not a notebook")
-    snapshot = {
-        p: p.stat().st_mtime_ns
-        for p in (ROOT / "grading").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
+    escape = ESCAPE.replace("PORT", str(port)).replace("TARGETS", repr([str(t) for t in targets]))
+    texts = {
+        "honest": submission(A01)[1],
+        "tamper": submission(A01, {"entropy": TAMPER})[1],
+        "exits": submission(A01, EXITS)[1],
+        "escape": submission(A01, {"entropy": escape})[1],
+        "loops": submission(A01, LOOPS)[1],
+        "hogs": submission(A01, HOGS)[1],
+        "corrupt": '{"cells": [',
+        "binary": b"\x7fELF\x02\x01\x01\x00 not a notebook",
     }
-    submitted = {p: p.read_bytes() for p in (folder / "submitted").rglob("*") if p.is_file()}
-    env = dict(os.environ, CVLOSS_GRADING_DIR=str(folder))
-    command = [sys.executable, "-m", "grading", "autograde", "a01_information", "--jobs", "2"]
-    done = subprocess.run(
-        [*command, "--timeout", "60", "--no-progress"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    feedback = subprocess.run(
-        [sys.executable, "-m", "grading", "feedback", "a01_information"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    submitted = {
+        student: batches.write(batch, A01, student, "information.ipynb", text)
+        for student, text in texts.items()
+    }
+    snapshot = batches.snapshot()
+    batches.grade(batch, [A01], jobs=2, timeout=TIMEOUT)
+    left_by_autograde = batches.survivors(batch)
+    feedback = batch.run([sys.executable, "-m", "grading", "feedback", A01])
     stop.set()
     thread.join()
     listener.close()
-    results = {
-        p.parent.parent.name: json.loads(p.read_text())
-        for p in (folder / "autograded").glob("*/a01_information/results.json")
-    }
     return {
-        "run": done,
+        "batch": batch,
+        "run": batch.runs[A01],
         "feedback": feedback,
-        "folder": folder,
-        "results": results,
+        "folder": batch.folder,
+        "results": {student: r for (_, student), r in batch.results.items()},
         "connections": connections,
         "snapshot": snapshot,
-        "submitted": submitted,
+        "changes": batches.changes(snapshot),
+        "submitted": {path: path.read_bytes() for path in submitted.values()},
+        "texts": texts,
+        "targets": targets,
+        "left_by_autograde": left_by_autograde,
     }
 
 
 def _cells(result):
-    return {c["grade_id"]: c for c in result["notebooks"]["information"]["cells"]}
+    return batches.cells(result)
+
+
+def _of(*functions):
+    """The grade_ids of the test cells of ``functions`` (all of them: no argument)."""
+    (source,) = source_notebooks(A01)
+    return {t.grade_id for t in source.tests if not functions or set(t.functions) & set(functions)}
 
 
 def test_the_batch_completes_with_a_table(graded):
     run = graded["run"]
     assert run.returncode == 0, run.stderr[-3000:]
-    for student in ("honest", "tamper", "exits", "escape", "abuse", "corrupt", "binary"):
+    for student in STUDENTS:
         assert student in run.stdout
-    assert len(graded["results"]) == 7
+    assert set(graded["results"]) == set(STUDENTS)
 
 
 def test_honest_submission_gets_full_marks(graded):
     honest = graded["results"]["honest"]
     assert honest["score"] == honest["max_score"] == 16
     assert honest["flags"] == []
+    batches.expect_lost(honest, set())
+    assert set(_cells(honest)) == _of() and len(_of()) == 12
 
 
 def test_tampering_with_the_harness_gets_zero_on_what_it_attacked(graded):
     result = graded["results"]["tamper"]
-    cells = _cells(result)
-    assert all(c["points"] == 0 for g, c in cells.items() if g.startswith("test_entropy_"))
-    assert result["score"] == 12  # the other three exercises are honest
+    batches.expect_lost(result, _of("entropy"))  # the other three exercises are honest
+    assert result["score"] == 12
     assert any("disagree" in f for f in result["flags"])
 
 
 def test_exits_and_killed_kernels_cost_only_those_exercises(graded):
     result = graded["results"]["exits"]
-    cells = _cells(result)
-    for name in ("entropy", "kl_divergence", "js_divergence"):
-        assert all(c["points"] == 0 for g, c in cells.items() if g.startswith(f"test_{name}_"))
-    assert all(
-        c["points"] == c["max_points"]
-        for g, c in cells.items()
-        if g.startswith("test_cross_entropy_dist_")
-    )
+    batches.expect_lost(result, _of("entropy", "kl_divergence", "js_divergence"))
     assert result["score"] == 4
 
 
 def test_calling_the_reference_writing_outside_and_network_are_refused(graded):
     result = graded["results"]["escape"]
+    batches.expect_lost(result, _of("entropy"))
     assert result["score"] == 12
     assert any("imports cvloss_ref" in f for f in result["flags"])
-    assert not OUTSIDE.exists()
-    assert not (ROOT / "PWNED").exists()
     assert graded["connections"] == []
 
 
-def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_that_submission(graded):
-    result = graded["results"]["abuse"]
-    assert result["score"] == 0
+def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_those_exercises(graded):
+    loops = graded["results"]["loops"]
+    batches.expect_lost(loops, _of("entropy", "kl_divergence"))
+    assert any("restarted" in flag for flag in loops["flags"])  # the kernel was stopped
+    batches.expect_lost(graded["results"]["hogs"], _of("cross_entropy_dist", "js_divergence"))
     assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "cvloss-forkbomb-child" not in ps  # the sandbox's end killed every child
 
 
 def test_corrupt_and_non_notebook_files_get_zero_with_a_reason(graded):
@@ -275,26 +288,69 @@ def test_corrupt_and_non_notebook_files_get_zero_with_a_reason(graded):
         result = graded["results"][student]
         assert result["score"] == 0
         assert "not a valid notebook" in result["reason"]
+        batches.expect_lost(result, _of())
 
 
 def test_nothing_outside_the_course_folder_is_written_and_submissions_are_untouched(graded):
-    for path, mtime in graded["snapshot"].items():
-        assert path.stat().st_mtime_ns == mtime, f"{path} changed"
+    # The escape did run (in the verification, where it reports what it tried) ...
+    escape = _cells(graded["results"]["escape"])
+    assert any("escape attempted" in escape[g]["message"] for g in _of("entropy")), escape
+    # ... and none of its marker files exists outside the sandbox.
+    for target in graded["targets"]:
+        assert not target.exists(), f"a sandboxed submission wrote {target}"
+    # No file of the repository (grading/, the default grading folder, included) is new,
+    # changed or removed.
+    assert graded["changes"] == []
+    # The grading folder holds the submissions, unchanged, and the expected outputs only.
+    expected = {"gradebook.db"}
+    for student in STUDENTS:
+        expected.add(f"submitted/{student}/{A01}/information.ipynb")
+        expected.add(f"autograded/{student}/{A01}/results.json")
+        expected.add(f"autograded/{student}/{A01}/information.ipynb")
+        expected.add(f"feedback/{student}/{A01}/information.html")
+    assert batches.files_under(graded["folder"]) == expected
     for path, data in graded["submitted"].items():
         assert path.read_bytes() == data
+        copy = graded["folder"] / "autograded" / path.relative_to(graded["folder"] / "submitted")
+        assert copy.read_bytes() == data
+    # The sandboxes' private folders are gone.
+    assert batches.files_under(graded["batch"].tmp) == set()
 
 
-def test_no_sandboxed_process_survives(graded):
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    folder = str(graded["folder"])
-    assert "_nbrunner.py" not in ps or folder not in ps
-    assert "_verifier.py" not in ps
+def test_no_process_of_the_batch_survives(graded):
+    assert graded["left_by_autograde"] == []  # right after autograde returned
+    assert batches.survivors(graded["batch"]) == []  # and now, after the feedback
+
+
+def test_the_survivor_check_finds_a_sandbox_and_what_runs_in_it(tmp_path, monkeypatch):
+    """survivors() is not blind: a sandbox left running, and the processes inside it (which
+    carry neither the batch's marker nor its folder), are found; none once it is killed."""
+    batch = batches.new_batch(tmp_path)
+    private = batch.tmp / "cvloss-grade-test" / "notebook"
+    private.mkdir(parents=True)
+    monkeypatch.setenv(batches.MARKER, batch.env[batches.MARKER])
+    argv = ["/bin/sh", "-c", "sleep 300 & exec sleep 301"]
+    sandbox = Sandbox(argv, private)
+    sandbox.start()
+    try:
+        deadline = time.monotonic() + 120  # a busy machine takes seconds to start one
+        while time.monotonic() < deadline:
+            found = batches.survivors(batch)
+            if sum(line.endswith((": sleep 300", ": sleep 301")) for line in found) == 2:
+                break
+            time.sleep(0.2)
+        assert any("bwrap" in line and str(batch.tmp) in line for line in found), found
+        assert any(line.endswith(": sleep 300") for line in found), found
+        assert any(line.endswith(": sleep 301") for line in found), found
+    finally:
+        sandbox.kill()
+    assert batches.survivors(batch) == []
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
     assert graded["feedback"].returncode == 0, graded["feedback"].stderr
     pages = list((graded["folder"] / "feedback").rglob("*.html"))
-    assert len(pages) == 7
+    assert len(pages) == len(STUDENTS)
     for page in pages:
         text = page.read_text()
         assert "HIDDEN_SEED" not in text and "assert_loss_matches(" not in text
