@@ -7,10 +7,15 @@ grader makes its sandboxes' folders), so that :func:`survivors` finds what is le
 this batch, and of no other, once it is over: a grader, a bubblewrap sandbox, and the
 runner, kernel or verifier inside one (they live in the sandbox's PID namespace, which
 dies with its first process: the marked bubblewrap).
+
+:func:`once` runs a batch once per test session, also under pytest-xdist, whose workers
+each set up the module-scoped fixtures of the tests they run: the first worker that
+needs a batch grades it while the others wait, and every worker reads its results.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -35,6 +40,25 @@ class Batch:
     results: dict[tuple[str, str], dict] = field(default_factory=dict)  # (assignment, student)
     wall_s: float = 0.0
 
+    def state(self) -> dict:
+        """The batch as JSON (for :func:`once`); :meth:`from_state` reads it back."""
+        return {
+            "folder": str(self.folder),
+            "tmp": str(self.tmp),
+            "marker": self.env[MARKER],
+            "runs": {k: [r.args, r.returncode, r.stdout, r.stderr] for k, r in self.runs.items()},
+            "results": [[key, result] for key, result in self.results.items()],
+            "wall_s": self.wall_s,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Batch:
+        batch = _batch(Path(state["folder"]), Path(state["tmp"]), state["marker"])
+        batch.runs = {k: subprocess.CompletedProcess(*run) for k, run in state["runs"].items()}
+        batch.results = {tuple(key): result for key, result in state["results"]}
+        batch.wall_s = state["wall_s"]
+        return batch
+
     def run(self, command: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
         """Run ``command`` from the repository root, marked as part of this batch."""
         return subprocess.run(
@@ -47,10 +71,35 @@ def new_batch(root: Path) -> Batch:
     folder, tmp = root / "course", root / "tmp"
     folder.mkdir(parents=True)
     tmp.mkdir()
+    return _batch(folder, tmp, uuid.uuid4().hex)
+
+
+def _batch(folder: Path, tmp: Path, marker: str) -> Batch:
     env = dict(os.environ, CVLOSS_GRADING_DIR=str(folder), TMPDIR=str(tmp))
-    env[MARKER] = uuid.uuid4().hex
+    env[MARKER] = marker
     env.pop("CVLOSS_GRADEBOOK_URL", None)  # the gradebook in the folder, whatever the caller
     return Batch(folder=folder, tmp=tmp, env=env)
+
+
+def once(tmp_path_factory, name: str, build) -> dict:
+    """``build(folder)`` (a JSON-serialisable dict), computed once per test session.
+
+    pytest-xdist workers each set up the module-scoped fixtures of the tests they run
+    (and with pytest 9.2, ``--dist loadgroup`` does not keep a fixture's tests on one
+    worker: pytest-dev/pytest-xdist#1386), so a batch is graded by the first worker that
+    needs it, under a lock in the session's temporary folder, and read by the others.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session
+    done = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            folder = root / name
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder)))
+    return json.loads(done.read_text())
 
 
 def write(batch: Batch, assignment: str, student: str, name: str, text: str | bytes) -> Path:
@@ -135,11 +184,21 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def survivors(batch: Batch) -> list[str]:
+def survivors(batch: Batch, grace: float = 15.0) -> list[str]:
     """The processes of ``batch`` still running: those with its marker in their
     environment or its TMPDIR on their command line (a grader, a worker, a bubblewrap
     sandbox), and every process in the PID namespace of one of them (what runs inside a
-    sandbox: the runner, the kernel, the verifier, their children)."""
+    sandbox: the runner, the kernel, the verifier, their children).  Processes killed a
+    moment ago take a moment to go: they have ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = _survivors(batch)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _survivors(batch: Batch) -> list[str]:
     marker = batch.env[MARKER].encode()
     tmp = str(batch.tmp).encode()
     host = os.readlink("/proc/self/ns/pid")
@@ -170,21 +229,42 @@ WATCHED = ["grading", "solutions", "exercises", "cvloss_ref"]
 
 def snapshot() -> dict[Path, int]:
     """Files of the repository's top level and of WATCHED, with their mtimes."""
-    files = {p: p.stat().st_mtime_ns for p in ROOT.iterdir() if p.is_file()}
+    paths = [p for p in ROOT.iterdir() if p.is_file()]
     for folder in WATCHED:
-        for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
+        paths += [p for p in (ROOT / folder).rglob("*") if "__pycache__" not in p.parts]
+    files = {}
+    for path in paths:
+        try:
+            if path.is_file():
                 files[path] = path.stat().st_mtime_ns
+        except OSError:  # removed meanwhile
+            continue
     return files
 
 
+#: What people edit while tests run (the working tree is theirs too): a new or changed
+#: source file is theirs, not a grader's; the grader's outputs are results.json, notebook
+#: copies, HTML pages, a database and a CSV, in the grading folder's output folders.
+SOURCES = {".py", ".md", ".ipynb", ".toml", ".yml", ".yaml", ".cfg", ".txt", ".json", ".in"}
+OUTPUTS = ("grading/submitted/", "grading/autograded/", "grading/feedback/")
+
+
+def _edited(path: Path) -> bool:
+    relative = path.relative_to(ROOT).as_posix()
+    source = path.suffix in SOURCES or path.name in ("Makefile", "LICENSE")
+    return source and not relative.startswith(OUTPUTS)
+
+
 def changes(before: dict[Path, int]) -> list[str]:
-    """What differs from the snapshot ``before``: new, changed and removed files."""
+    """Files new or changed since the snapshot ``before``, but for edited sources."""
     after = snapshot()
-    new = [f"new: {p}" for p in sorted(set(after) - set(before))]
-    gone = [f"removed: {p}" for p in sorted(set(before) - set(after))]
-    changed = [f"changed: {p}" for p in sorted(set(after) & set(before)) if after[p] != before[p]]
-    return new + gone + changed
+    new = [f"new: {p}" for p in sorted(set(after) - set(before)) if not _edited(p)]
+    changed = [
+        f"changed: {p}"
+        for p in sorted(set(after) & set(before))
+        if after[p] != before[p] and not _edited(p)
+    ]
+    return new + changed
 
 
 def files_under(folder: Path) -> set[str]:

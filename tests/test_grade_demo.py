@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,9 +37,8 @@ A02 = "a02_classification"
 STUDENTS = ("alice", "bob", "carol", "dave")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    batch = batches.new_batch(tmp_path_factory.mktemp("demo-course"))
+def _grade_demo(root):
+    batch = batches.new_batch(root)
     # -o: never reinstall the virtual environment this test session runs from (make test
     # made it; a changed pyproject.toml would otherwise trigger pip in the middle).
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", "grade-demo"]
@@ -49,8 +49,22 @@ def demo(tmp_path_factory):
         for path in [batch.folder / "autograded" / student / A02 / "results.json"]
         if path.is_file()
     }
+    return {
+        "folder": str(batch.folder),
+        "run": [run.args, run.returncode, run.stdout, run.stderr],
+        "results": results,
+        "left": batches.survivors(batch),
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    state = batches.once(tmp_path_factory, "demo", _grade_demo)
     return SimpleNamespace(
-        folder=batch.folder, run=run, results=results, left=batches.survivors(batch)
+        folder=Path(state["folder"]),
+        run=subprocess.CompletedProcess(*state["run"]),
+        results=state["results"],
+        left=state["left"],
     )
 
 

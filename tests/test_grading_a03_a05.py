@@ -319,9 +319,8 @@ def diou_nms(
 '''
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    batch = batches.new_batch(tmp_path_factory.mktemp("a03-a05"))
+def _grade(root):
+    batch = batches.new_batch(root)
     for assignment in ASSIGNMENTS:
         name, honest = submission(assignment)
         stub = (RELEASE_DIR / assignment / name).read_text(encoding="utf-8")
@@ -330,7 +329,14 @@ def graded(tmp_path_factory):
     name, tamper = submission("a04_boxes", {"diou_nms": TAMPER_NMS})
     batches.write(batch, "a04_boxes", "tamper", name, tamper)
     batches.grade(batch, list(ASSIGNMENTS), jobs=1, timeout=60)
-    return {"runs": batch.runs, "results": batch.results, "left": batches.survivors(batch)}
+    return {"batch": batch.state(), "left": batches.survivors(batch)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    state = batches.once(tmp_path_factory, "a03-a05", _grade)
+    batch = batches.Batch.from_state(state["batch"])
+    return {"runs": batch.runs, "results": batch.results, "left": state["left"]}
 
 
 @pytest.mark.slow

@@ -337,11 +337,8 @@ def _stub_submission(assignment):
     return name, (RELEASE_DIR / assignment / name).read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    if not bwrap_works():
-        skip_unless_ci("bubblewrap is not installed or cannot run here")
-    batch = batches.new_batch(tmp_path_factory.mktemp("a06-a08"))
+def _grade(root):
+    batch = batches.new_batch(root)
     for assignment in ASSIGNMENTS:
         for student, (name, text) in {
             "honest": submission(assignment),
@@ -350,7 +347,16 @@ def graded(tmp_path_factory):
         }.items():
             batches.write(batch, assignment, student, name, text)
     batches.grade(batch, ASSIGNMENTS, jobs=1, timeout=120)
-    return {"runs": batch.runs, "results": batch.results, "left": batches.survivors(batch)}
+    return {"batch": batch.state(), "left": batches.survivors(batch)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    if not bwrap_works():
+        skip_unless_ci("bubblewrap is not installed or cannot run here")
+    state = batches.once(tmp_path_factory, "a06-a08", _grade)
+    batch = batches.Batch.from_state(state["batch"])
+    return {"runs": batch.runs, "results": batch.results, "left": state["left"]}
 
 
 @pytest.mark.slow
