@@ -204,3 +204,14 @@ def expect_only_its_exercise(assignment: str, name: str, wrong: Callable) -> Non
     assert lost & mine, f"{label} passes every test of {name}"
     assert hidden <= lost, f"{label} passes the hidden test of {name}"
     assert lost <= mine, f"{label} (in {name}) also loses {sorted(lost - mine)}"
+
+
+def expect_instructor_passes_every_cell(assignment: str) -> None:
+    """Each cell of the instructor's solution passes the grader's verification and calls the
+    function it checks, and that one only (a solution that called another exercise's
+    function would pass that one's mistakes on)."""
+    notebook = source(assignment)
+    record = instructor(assignment)
+    assert set(record) == {t.grade_id for t in notebook.tests}
+    for test in notebook.tests:
+        assert record[test.grade_id] == (True, set(test.functions)), test.grade_id

@@ -113,11 +113,7 @@ def test_the_grader_passes_the_instructor_solution_on_every_cell(assignment):
     """The grader's verification (``_verify``) of the solution, in this process, cell by
     cell: each cell passes and calls the function it checks, and that one only (a
     solution that called another exercise's function would pass that one's mistakes on)."""
-    source = _source(assignment)
-    record = verdicts.instructor(assignment)
-    assert set(record) == {t.grade_id for t in source.tests}
-    for test in source.tests:
-        assert record[test.grade_id] == (True, set(test.functions)), test.grade_id
+    verdicts.expect_instructor_passes_every_cell(assignment)
 
 
 MISTAKES = [
