@@ -274,3 +274,41 @@ def test_without_the_build_test_the_failure_is_not_hidden(failed_build_suite):
     result = failed_build_suite.runpytest("-p", "no:cacheprovider", "-k", "page")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["the book did not build:", "*no collapse"])
+
+
+SHARES_A_FIXTURE = """
+import os
+import pytest
+
+@pytest.fixture(scope="session")
+def expensive():
+    with open(os.environ["FIXTURE_LOG"], "a") as log:
+        print(os.environ["PYTEST_XDIST_WORKER"], file=log)
+
+@pytest.mark.parametrize("i", range(6))
+def test_shares(expensive, i):
+    pass
+
+@pytest.mark.parametrize("i", range(6))
+def test_free(i):
+    pass
+"""
+
+
+def test_tests_sharing_a_fixture_run_on_one_worker(pytester, monkeypatch):
+    """`make test`'s two workers build the book once: its users are kept on one worker.
+
+    Fails when pytest-xdist's ``--dist loadgroup`` ignores the groups that
+    tests/conftest.py assigns (it does with pytest 9.2: pytest-dev/pytest-xdist#1386).
+    """
+    tests = pytester.mkpydir("tests")
+    (tests / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tests / "_env.py").write_text((ROOT / "tests" / "_env.py").read_text())
+    (tests / "test_shared.py").write_text(SHARES_A_FIXTURE)
+    log = pytester.path / "fixture.log"
+    monkeypatch.setenv("FIXTURE_LOG", str(log))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup", "--import-mode=importlib"
+    )
+    result.assert_outcomes(passed=12)
+    assert len(log.read_text().split()) == 1, f"the fixture was created on {log.read_text()!r}"
