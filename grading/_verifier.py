@@ -5,8 +5,10 @@ see ``cvloss_ref``.  It speaks a tiny protocol on its stdin/stdout (the student'
 prints go to stderr): each message is an 8-byte big-endian length and a ``torch.save``
 payload of plain containers and tensors.
 
-* ``{"op": "load", "chunks": [source, ...]}``: execute the instructor's support code
-  and the student's solution cells, each on its own (an error in one is reported);
+* ``{"op": "load", "label", "code"}``: execute one chunk, the instructor's support code
+  or a student's solution cell (labelled by its grade_id); the reply's ``error`` says
+  what it raised and on which line (the grader sends the chunks one at a time, so that
+  a chunk that ends this process is known);
 * ``{"op": "call", "function", "args", "kwargs", "grad", "forbid"}``: call a function;
   the inputs at positions ``grad`` require gradients; an argument
   ``{"__callable__": {"name", "source", "state"}}`` is a catalogue callable (a critic, a
@@ -91,6 +93,24 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[:300]}"
 
 
+def _describe_load(error: BaseException, filename: str, code: str) -> str:
+    """What a chunk raised, with the line of the chunk where it happened."""
+    if isinstance(error, SyntaxError) and error.filename == filename:
+        number, text = error.lineno, (error.text or "")
+        where = f" (line {number}: {text.strip()[:120]})" if number else ""
+        return f"{type(error).__name__}: {error.msg}{where}"
+    number = None
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            number = trace.tb_lineno
+        trace = trace.tb_next
+    lines = code.splitlines()
+    if number and 0 < number <= len(lines):
+        return f"{_describe(error)} (line {number}: {lines[number - 1].strip()[:120]})"
+    return _describe(error)
+
+
 def main() -> None:
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
     proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -130,14 +150,16 @@ def main() -> None:
             return
         op = message.get("op")
         if op == "load":
-            errors = []
-            for chunk in message["chunks"]:
-                code = "\n".join("" if _MAGIC.match(line) else line for line in chunk.splitlines())
-                try:
-                    exec(compile(code, "<solution cell>", "exec"), namespace)
-                except BaseException as error:  # SystemExit too
-                    errors.append(_describe(error))
-            send({"ok": True, "errors": errors})
+            filename = f"<cell {message['label']}>"
+            code = "\n".join(
+                "" if _MAGIC.match(line) else line for line in message["code"].splitlines()
+            )
+            try:
+                exec(compile(code, filename, "exec"), namespace)
+            except BaseException as error:  # SystemExit too
+                send({"ok": True, "error": _describe_load(error, filename, code)})
+                continue
+            send({"ok": True, "error": None})
         elif op == "call":
             graphs.clear()
             fn = namespace.get(message["function"])

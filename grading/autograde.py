@@ -43,10 +43,24 @@ from .notebooks import (
     source_notebooks,
     support_code,
 )
-from .release import student_version
+from .release import answered_version, student_version
+from .remote import RemoteError, RemoteFunction, Verifier
+from .results import (
+    FAILED,
+    NOT_GRADED,
+    NOT_RUN,
+    PASSED,
+    CellResult,
+    NotebookResult,
+    SubmissionResult,
+)
 from .sandbox import Limits, Sandbox
 
-MAX_NOTEBOOK_BYTES = 20 * 1024**2
+MAX_NOTEBOOK_BYTES = 20 * 1024**2  # a larger submitted notebook is not read
+MAX_MESSAGE_CHARS = 4000  # of a notebook run's error shown to the student
+#: The label of the instructor's support code among the chunks the verifier loads.
+SUPPORT_CODE = "(the notebook's own code)"
+TABLE_FLAGS_WIDTH = 90  # characters of flags shown per row of `table`
 _HERE = Path(__file__).resolve().parent
 
 
@@ -209,128 +223,210 @@ def run_test_cell(
     return True, ""
 
 
-def _verify(source, solutions, private: Path, options: Options, seed: int) -> dict:
-    """Per test cell: (passed, message) from check_loss run on the remote functions."""
-    from cvloss_ref.testing import check_loss
+#: Seeds of successive test cells are this far apart, so that no two cells draw the same
+#: inputs (a prime, larger than the number of cases a cell draws from its seed).
+SEED_STRIDE = 7919
 
-    from .remote import RemoteError, RemoteFunction, Verifier
 
-    chunks = [support_code(source)] + [solutions.get(g, CODE_STUB) for g in source.solution_ids]
+@dataclass
+class Verdict:
+    """The trusted verification's verdict on one test cell."""
+
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class _Verification:
+    """Verifies the test cells of one notebook, in order, with one sandboxed process that
+    is restarted when it dies (a loss check restarts it only when the function checked
+    changes, so that the hidden cases of a function that hangs fail at once)."""
+
+    source: SourceNotebook
+    verifier: Verifier
+    seed: int
+    notes: list[str] = field(default_factory=list)
+    current: str | None = None  # the function whose checks ran last
+
+    def _ensure_running(self) -> None:
+        if not self.verifier.alive():
+            try:
+                self.verifier.start()
+            except RemoteError as error:
+                self.notes.append(f"verification could not start: {error}")
+
+    def _forbidden(self, test: TestCell) -> dict[str, list[str]]:
+        forbid: dict[str, list[str]] = {}
+        for check in test.checks:
+            forbid.setdefault(check.function, []).extend(n.rsplit(".", 1)[-1] for n in check.forbid)
+        return forbid
+
+    def rerun(self, test: TestCell, seed: int) -> Verdict:
+        """A cell of ``assert_outputs_match`` checks: re-run it here on remote functions."""
+        self.current = None
+        self._ensure_running()
+        forbid = self._forbidden(test)
+        functions = {
+            name: RemoteFunction(self.verifier, name, forbid.get(name, ()))
+            for name in self.source.solution_ids
+        }
+        try:
+            ok, message = run_test_cell(self.source, test, functions, seed)
+        except Exception as error:  # a broken prelude: never stop the batch
+            ok, message = False, f"verification error: {error}"
+        if self.verifier.dead_reason:
+            ok, message = False, f"{self.verifier.dead_reason}\n{message}"
+        return Verdict(ok, message)
+
+    def check_losses(self, test: TestCell, seed: int) -> Verdict:
+        """A cell of ``assert_loss_matches`` checks: each run with ``check_loss`` here."""
+        from cvloss_ref.testing import check_loss
+
+        messages = []
+        for check in test.checks:
+            if check.function != self.current:
+                self.current = check.function
+                self._ensure_running()
+            forbid = [name.rsplit(".", 1)[-1] for name in check.forbid]
+            fn = RemoteFunction(self.verifier, check.function, forbid)
+            try:
+                result = check_loss(
+                    fn,
+                    check.reference,
+                    devices=["cpu"],
+                    cases=check.cases,
+                    seed=seed,
+                    **dict(check.params),
+                )
+                ok, message = result.ok, result.message()
+            except Exception as error:  # never let one check stop the batch
+                ok, message = False, f"{check.function}: verification error: {error}"
+            if self.verifier.dead_reason:
+                ok = False
+                message = f"{check.function}: {self.verifier.dead_reason}\n{message}"
+            if not ok:
+                messages.append(message)
+        return Verdict(not messages, "\n\n".join(messages))
+
+    def explain(self, test: TestCell, verdict: Verdict) -> Verdict:
+        """A failed verdict, led by what stopped the cells of the functions it checks."""
+        if verdict.passed:
+            return verdict
+        causes = [
+            f"the cell that defines {name}() did not run to the end: {error}"
+            for name in test.functions
+            if (error := self.verifier.load_errors.get(name))
+        ]
+        return Verdict(False, "\n".join([*causes, verdict.message]).strip())
+
+
+def _verify(source, solutions, private: Path, options: Options, seed: int):
+    """Per test cell, the trusted verification's :class:`Verdict`, and notes for the
+    instructor.  Each solution cell is loaded on its own into the sandboxed verification
+    process, so that a cell that fails or ends that process costs only its own
+    function's points."""
+    chunks = [(SUPPORT_CODE, support_code(source))] + [
+        (grade_id, solutions.get(grade_id, CODE_STUB)) for grade_id in source.solution_ids
+    ]
     verifier = Verifier(private, chunks, unsafe=options.unsafe, timeout=options.timeout)
-    verdicts: dict[str, dict] = {}
-    notes: list[str] = []
+    verification = _Verification(source, verifier, seed)
+    verdicts: dict[str, Verdict] = {}
     try:
-        current = None
         for index, test in enumerate(source.tests):
-            passed, messages = True, []
-            if any(check.kind == "outputs" for check in test.checks):
-                current = None
-                if not verifier.alive():
-                    try:
-                        verifier.start()
-                    except RemoteError as error:
-                        notes.append(f"verification could not start: {error}")
-                forbid: dict[str, list[str]] = {}
-                for check in test.checks:
-                    names = [name.rsplit(".", 1)[-1] for name in check.forbid]
-                    forbid.setdefault(check.function, []).extend(names)
-                functions = {
-                    name: RemoteFunction(verifier, name, forbid.get(name, ()))
-                    for name in source.solution_ids
-                }
-                try:
-                    ok, message = run_test_cell(source, test, functions, seed + 7919 * index)
-                except Exception as error:  # a broken prelude: never stop the batch
-                    ok, message = False, f"verification error: {error}"
-                if verifier.dead_reason:
-                    ok, message = False, f"{verifier.dead_reason}\n{message}"
-                verdicts[test.grade_id] = {"passed": ok, "message": message}
-                continue
-            for check in test.checks:
-                if check.function != current:
-                    current = check.function
-                    if not verifier.alive():
-                        try:
-                            verifier.start()
-                        except RemoteError as error:
-                            notes.append(f"verification could not start: {error}")
-                forbid = [name.rsplit(".", 1)[-1] for name in check.forbid]
-                fn = RemoteFunction(verifier, check.function, forbid)
-                try:
-                    result = check_loss(
-                        fn,
-                        check.reference,
-                        devices=["cpu"],
-                        cases=check.cases,
-                        seed=seed + 7919 * index,
-                        **dict(check.params),
-                    )
-                    ok, message = result.ok, result.message()
-                except Exception as error:  # never let one check stop the batch
-                    ok, message = False, f"{check.function}: verification error: {error}"
-                if verifier.dead_reason:
-                    ok = False
-                    message = f"{check.function}: {verifier.dead_reason}\n{message}"
-                passed = passed and ok
-                if not ok:
-                    messages.append(message)
-            verdicts[test.grade_id] = {"passed": passed, "message": "\n\n".join(messages)}
+            test_seed = seed + SEED_STRIDE * index
+            if test.reruns:
+                verdict = verification.rerun(test, test_seed)
+            else:
+                verdict = verification.check_losses(test, test_seed)
+            verdicts[test.grade_id] = verification.explain(test, verdict)
         if verifier.load_errors:
-            notes.append("solution cells raised: " + "; ".join(verifier.load_errors[:3]))
+            raised = [f"{name}: {error}" for name, error in verifier.load_errors.items()]
+            verification.notes.append("solution cells raised: " + "; ".join(raised[:3]))
     finally:
         verifier.close()
-    return {"cells": verdicts, "notes": notes}
+    return verdicts, verification.notes
 
 
-def grade_submission(student: str, assignment: str, folder: str, options: Options) -> dict:
+def grade_submission(
+    student: str, assignment: str, folder: str, options: Options
+) -> SubmissionResult:
     """Grade one submission (runs in a worker process; never raises)."""
     started = time.monotonic()
-    result = {
-        "student": student,
-        "assignment": assignment,
-        "notebooks": {},
-        "score": 0.0,
-        "max_score": 0.0,
-        "flags": [],
-        "reason": "",
-    }
+    sources = source_notebooks(assignment)
+    result = SubmissionResult(student, assignment, max_score=sum(s.max_score for s in sources))
     try:
-        for source in source_notebooks(assignment):
-            result["max_score"] += source.max_score
-            result["notebooks"][source.name] = _grade_notebook(
-                source, Path(folder), options, result["flags"]
-            )
-            result["score"] += result["notebooks"][source.name]["score"]
-        reasons = [nb["reason"] for nb in result["notebooks"].values() if nb.get("reason")]
-        result["reason"] = "; ".join(reasons)
+        for source in sources:
+            result.add(source.name, _grade_notebook(source, Path(folder), options, result.flags))
+        result.reason = "; ".join(nb.reason for nb in result.notebooks.values() if nb.reason)
     except Exception as error:  # an internal error costs this submission only
-        result["reason"] = f"internal grading error: {type(error).__name__}: {error}"
-    result["seconds"] = round(time.monotonic() - started, 2)
+        result.reason = f"internal grading error: {type(error).__name__}: {error}"
+    result.seconds = round(time.monotonic() - started, 2)
     return result
 
 
-def _grade_notebook(source: SourceNotebook, folder: Path, options: Options, flags) -> dict:
-    out = {"score": 0.0, "max_score": source.max_score, "cells": [], "reason": ""}
+def _not_graded(source: SourceNotebook, reason: str) -> NotebookResult:
+    """A notebook that could not be read: every test cell scores 0 for ``reason``."""
+    cells = [
+        CellResult(
+            grade_id=test.grade_id,
+            description=test.description,
+            hidden=test.hidden,
+            points=0.0,
+            max_points=test.points,
+            status=NOT_GRADED,
+            message=reason,
+        )
+        for test in source.tests
+    ]
+    return NotebookResult(max_score=source.max_score, cells=cells, reason=reason)
+
+
+def _run_flags(run: dict) -> list[str]:
+    """What the instructor should know about the notebook run."""
+    flags = []
+    if run.get("killed"):
+        flags.append("notebook run stopped at the time limit")
+    if run.get("restarts"):
+        flags.append(f"kernel restarted {run['restarts']} time(s)")
+    if run.get("output_truncated"):
+        flags.append("output truncated")
+    return flags
+
+
+def _cell_result(test: TestCell, run_cell, verdict: Verdict) -> CellResult:
+    """One test cell's result: its points only if the notebook run and the trusted
+    verification both passed it; the student reads the verification's message first."""
+    run_cell = run_cell if isinstance(run_cell, dict) else {}
+    status = run_cell.get("status", NOT_RUN)
+    notebook_error = str(run_cell.get("error", ""))[:MAX_MESSAGE_CHARS]
+    ok = status == "ok" and verdict.passed
+    if ok:
+        message = ""
+    elif verdict.message:
+        message = verdict.message
+    elif status == NOT_RUN:
+        message = "this test did not run (the notebook run ended before it)"
+    else:
+        message = notebook_error or status
+    return CellResult(
+        grade_id=test.grade_id,
+        description=test.description,
+        hidden=test.hidden,
+        points=test.points if ok else 0.0,
+        max_points=test.points,
+        status=PASSED if ok else (NOT_RUN if status == NOT_RUN else FAILED),
+        message=message,
+        notebook=status,
+        verified=verdict.passed,
+    )
+
+
+def _grade_notebook(
+    source: SourceNotebook, folder: Path, options: Options, flags: list[str]
+) -> NotebookResult:
     nb, problem = _read_submission(folder / f"{source.name}.ipynb")
-
-    def zero_all(reason: str) -> dict:
-        out["reason"] = reason
-        for test in source.tests:
-            out["cells"].append(
-                {
-                    "grade_id": test.grade_id,
-                    "description": test.description,
-                    "hidden": test.hidden,
-                    "points": 0.0,
-                    "max_points": test.points,
-                    "status": "not graded",
-                    "message": reason,
-                }
-            )
-        return out
-
     if nb is None:
-        return zero_all(problem)
+        return _not_graded(source, problem)
     solutions, test_flags = _solutions(nb, source)
     flags.extend(test_flags)
     flags.extend(_static_flags(solutions))
@@ -343,46 +439,16 @@ def _grade_notebook(source: SourceNotebook, folder: Path, options: Options, flag
         # A private copy of the submission for the notebook run.
         shutil.copy(folder / f"{source.name}.ipynb", notebook_dir / "submitted.ipynb")
         run = _run_notebook(source, solutions, notebook_dir, options, seed)
-        verdicts = _verify(source, solutions, verify_dir, options, seed + 1)
-    if run.get("killed"):
-        flags.append("notebook run stopped at the time limit")
-    if run.get("restarts"):
-        flags.append(f"kernel restarted {run['restarts']} time(s)")
-    if run.get("output_truncated"):
-        flags.append("output truncated")
-    flags.extend(verdicts["notes"])
-    disagree = []
+        verdicts, notes = _verify(source, solutions, verify_dir, options, seed + 1)
+    flags.extend(_run_flags(run))
+    flags.extend(notes)
+    out = NotebookResult(max_score=source.max_score)
     for test in source.tests:
-        cell = run.get("cells", {}).get(test.grade_id)
-        status = cell.get("status", "not run") if isinstance(cell, dict) else "not run"
-        nb_error = str(cell.get("error", ""))[:4000] if isinstance(cell, dict) else ""
-        verdict = verdicts["cells"].get(test.grade_id, {"passed": False, "message": ""})
-        nb_ok = status == "ok"
-        ok = nb_ok and verdict["passed"]
-        if nb_ok != verdict["passed"]:
-            disagree.append(test.grade_id)
-        if ok:
-            message = ""
-        elif verdict["message"]:
-            message = verdict["message"]
-        elif status == "not run":
-            message = "this test did not run (the notebook run ended before it)"
-        else:
-            message = nb_error or status
-        out["cells"].append(
-            {
-                "grade_id": test.grade_id,
-                "description": test.description,
-                "hidden": test.hidden,
-                "points": test.points if ok else 0.0,
-                "max_points": test.points,
-                "status": "passed" if ok else ("failed" if status != "not run" else status),
-                "notebook": status,
-                "verified": verdict["passed"],
-                "message": message,
-            }
-        )
-        out["score"] += test.points if ok else 0.0
+        verdict = verdicts.get(test.grade_id, Verdict(False))
+        cell = _cell_result(test, run.get("cells", {}).get(test.grade_id), verdict)
+        out.cells.append(cell)
+        out.score += cell.points
+    disagree = [c.grade_id for c in out.cells if (c.notebook == "ok") != c.verified]
     if disagree:
         flags.append("notebook and verification disagree: " + ", ".join(disagree))
     return out
@@ -402,16 +468,58 @@ def submissions(assignment: str) -> list[tuple[str, Path]]:
     return found
 
 
-def _save(result: dict, source_dir: Path) -> None:
+def _save(result: SubmissionResult, source_dir: Path) -> None:
     """Write results.json and a copy of the submitted notebooks under autograded/."""
-    target = AUTOGRADED_DIR / result["student"] / result["assignment"]
+    target = AUTOGRADED_DIR / result.student / result.assignment
     target.mkdir(parents=True, exist_ok=True)
     for path in source_dir.glob("*.ipynb"):
         if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
             shutil.copyfile(path, target / path.name)
     tmp = target / "results.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.write_text(result.to_json(), encoding="utf-8")
     os.replace(tmp, target / "results.json")
+
+
+#: The name under which the instructor's own solution is graded before a batch.
+CANARY = "the instructor's solution"
+
+
+class CanaryFailed(RuntimeError):
+    """The instructor's own solution does not get full marks: the batch is not graded."""
+
+
+def write_instructor_submission(sources: list[SourceNotebook], folder: Path) -> None:
+    """The instructor's answers as a student would submit them, written to ``folder``."""
+    for source in sources:
+        nbformat.write(answered_version(source.nb), str(folder / f"{source.name}.ipynb"))
+
+
+def canary_problem(result: SubmissionResult) -> str | None:
+    """Why the instructor's solution did not get full marks, or None if it did."""
+    if result.score >= result.max_score and not result.reason:
+        return None
+    lines = [
+        f"the instructor's solution scores {result.score:g}/{result.max_score:g} when graded "
+        "in the sandbox with these options, so no submission was graded (a package missing "
+        "inside the sandbox, a path it hides, or a broken test would cost every student "
+        "the same points):"
+    ]
+    lines += [f"  {note}" for note in result.notes]
+    for name, notebook in result.notebooks.items():
+        for cell in notebook.cells:
+            if not cell.passed:
+                first = (cell.message.strip().splitlines() or [cell.status])[0]
+                lines.append(f"  {name}.ipynb {cell.grade_id}: {first[:300]}")
+    return "\n".join(lines)
+
+
+def _worker_failed(student: str, assignment: str, sources, error: Exception):
+    return SubmissionResult(
+        student,
+        assignment,
+        max_score=sum(s.max_score for s in sources),
+        reason=f"grading worker failed: {type(error).__name__}",
+    )
 
 
 def autograde(
@@ -422,20 +530,39 @@ def autograde(
     db_url: str | None = None,
     progress: bool = True,
     students: list[str] | None = None,
-) -> list[dict]:
-    """Grade every submission of ``assignment``; returns the results, in student order."""
+) -> list[SubmissionResult]:
+    """Grade every submission of ``assignment``; returns the results, in student order.
+
+    The instructor's own solution is graded first, in the same kind of sandbox and with
+    the same options, as a canary: if it does not get full marks, :class:`CanaryFailed`
+    is raised and nothing is written (no results, no gradebook entry).  Students' results
+    are kept back until the canary has passed, then saved and recorded one at a time.
+    """
     from tqdm import tqdm
 
     from .gradebook import record
 
     sources = source_notebooks(assignment)  # fails early on an unknown assignment
     batch = [(s, f) for s, f in submissions(assignment) if students is None or s in students]
+    if not batch:
+        return []
     jobs = max(1, jobs or os.cpu_count() or 1)
-    results: dict[str, dict] = {}
+    results: dict[str, SubmissionResult] = {}
+    waiting: list[tuple[SubmissionResult, Path]] = []  # graded before the canary passed
+    canary_passed = False
+
+    def keep(result: SubmissionResult, folder: Path) -> None:
+        _save(result, folder)
+        record(result, sources, db_url)
+        results[result.student] = result
+
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
-        max_workers=min(jobs, max(1, len(batch))), mp_context=context
-    ) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="cvloss-canary-") as canary_dir,
+        cf.ProcessPoolExecutor(max_workers=min(jobs, len(batch) + 1), mp_context=context) as pool,
+    ):
+        write_instructor_submission(sources, Path(canary_dir))
+        canary = pool.submit(grade_submission, CANARY, assignment, canary_dir, options)
         futures = {
             pool.submit(grade_submission, student, assignment, str(folder), options): (
                 student,
@@ -444,46 +571,42 @@ def autograde(
             for student, folder in batch
         }
         bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
-        for future in cf.as_completed(futures):
+        for future in cf.as_completed([canary, *futures]):
+            if future is canary:
+                try:
+                    problem = canary_problem(future.result())
+                except Exception as error:  # the worker died
+                    problem = f"grading the instructor's solution failed: {error!r}"
+                if problem:
+                    pool.shutdown(cancel_futures=True)
+                    raise CanaryFailed(problem)
+                canary_passed = True
+                for result, folder in waiting:
+                    keep(result, folder)
+                waiting.clear()
+                continue
             student, folder = futures[future]
             try:
                 result = future.result()
             except Exception as error:  # a worker that died: this submission only
-                result = {
-                    "student": student,
-                    "assignment": assignment,
-                    "notebooks": {},
-                    "score": 0.0,
-                    "max_score": sum(s.max_score for s in sources),
-                    "flags": [],
-                    "reason": f"grading worker failed: {type(error).__name__}",
-                    "seconds": 0.0,
-                }
-            _save(result, folder)
-            record(result, sources, db_url)
-            results[student] = result
+                result = _worker_failed(student, assignment, sources, error)
+            if canary_passed:
+                keep(result, folder)
+            else:
+                waiting.append((result, folder))
             bar.update(1)
         bar.close()
     return [results[s] for s, _ in batch]
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[SubmissionResult]) -> str:
+    """The batch as a text table: student, score, max, flags (shortened), seconds."""
     rows = [("student", "score", "max", "flags", "seconds")]
     for r in results:
-        notes = [r["reason"]] if r.get("reason") else []
-        notes += r.get("flags", [])
-        flags = "; ".join(notes) or "-"
-        if len(flags) > 90:
-            flags = flags[:87] + "..."
-        rows.append(
-            (
-                r["student"],
-                f"{r['score']:g}",
-                f"{r['max_score']:g}",
-                flags,
-                f"{r.get('seconds', 0):.1f}",
-            )
-        )
+        flags = "; ".join(r.notes) or "-"
+        if len(flags) > TABLE_FLAGS_WIDTH:
+            flags = flags[: TABLE_FLAGS_WIDTH - 3] + "..."
+        rows.append((r.student, f"{r.score:g}", f"{r.max_score:g}", flags, f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for n, row in enumerate(rows):

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 from pathlib import Path
 
 from .course import AUTOGRADED_DIR, ROOT, existing_assignments
+from .results import SubmissionResult
 
 
 def _assignment(name: str) -> str:
@@ -43,8 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     p.add_argument("assignments", nargs="*", type=_assignment, metavar="ASSIGNMENT")
+    p.set_defaults(func=_release)
 
-    sub.add_parser("check", help="fail when exercises/ is out of date or a source is malformed")
+    p = sub.add_parser("check", help="fail when exercises/ is out of date or a source is malformed")
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("autograde", help="grade every submission of an assignment")
     p.add_argument("assignment", type=_assignment)
@@ -69,9 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run student code without bubblewrap (trusted code only)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_autograde)
 
     p = sub.add_parser("feedback", help="write per-student HTML feedback")
     p.add_argument("assignment", type=_assignment)
+    p.set_defaults(func=_feedback)
 
     p = sub.add_parser(
         "collect",
@@ -89,12 +93,15 @@ def _parser() -> argparse.ArgumentParser:
         help="map LMS ids to student ids: columns student_id, canvas_id, moodle_id, name "
         "(without it, student ids are the LMS names made safe)",
     )
+    p.set_defaults(func=_collect)
 
     p = sub.add_parser("export", help="write every submission's score as CSV")
     p.add_argument("--output", "-o", type=Path, default=Path("grades.csv"))
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("report", help="list flagged submissions of an assignment")
     p.add_argument("assignment", type=_assignment)
+    p.set_defaults(func=_report)
     return parser
 
 
@@ -111,45 +118,51 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _results(assignment: str) -> list[dict]:
-    found = []
-    if AUTOGRADED_DIR.is_dir():
-        for path in sorted(AUTOGRADED_DIR.glob(f"*/{assignment}/results.json")):
-            found.append(json.loads(path.read_text(encoding="utf-8")))
-    return found
+def _results(assignment: str) -> list[SubmissionResult]:
+    if not AUTOGRADED_DIR.is_dir():
+        return []
+    paths = sorted(AUTOGRADED_DIR.glob(f"*/{assignment}/results.json"))
+    return [SubmissionResult.load(path) for path in paths]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.db:
-        os.environ["CVLOSS_GRADEBOOK_URL"] = args.db
-    if args.command == "release":
-        from .release import release
+def _release(args: argparse.Namespace) -> int:
+    from .release import ConventionError, release
 
-        for path in release(args.assignments or None):
-            print(f"wrote {path.relative_to(ROOT)}")
-        return 0
-    if args.command == "check":
-        from .release import check
-
-        problems = check()
-        for problem in problems:
+    try:
+        written = release(args.assignments or None)
+    except ConventionError as error:
+        for problem in error.problems:
             print(problem, file=sys.stderr)
-        if problems:
-            return _fail(f"{len(problems)} problem(s) in solutions/ or exercises/")
-        print("exercises/ is up to date and the source notebooks follow the conventions")
-        return 0
-    if args.command == "autograde":
-        from .autograde import Options, autograde, table
-        from .sandbox import SandboxUnavailable, require_sandbox
+        return _fail(f"nothing released: {len(error.problems)} problem(s) in solutions/")
+    for path in written:
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
 
-        try:
-            require_sandbox(args.unsafe_no_sandbox)
-        except SandboxUnavailable as error:
-            return _fail(str(error))
-        if args.jobs is not None and args.jobs < 1:
-            return _fail("--jobs must be at least 1")
-        options = Options(timeout=args.timeout, unsafe=args.unsafe_no_sandbox)
+
+def _check(args: argparse.Namespace) -> int:
+    from .release import check
+
+    problems = check()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return _fail(f"{len(problems)} problem(s) in solutions/ or exercises/")
+    print("exercises/ is up to date and the source notebooks follow the conventions")
+    return 0
+
+
+def _autograde(args: argparse.Namespace) -> int:
+    from .autograde import CanaryFailed, Options, autograde, table
+    from .sandbox import SandboxUnavailable, require_sandbox
+
+    try:
+        require_sandbox(args.unsafe_no_sandbox)
+    except SandboxUnavailable as error:
+        return _fail(str(error))
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be at least 1")
+    options = Options(timeout=args.timeout, unsafe=args.unsafe_no_sandbox)
+    try:
         results = autograde(
             args.assignment,
             jobs=args.jobs,
@@ -157,66 +170,77 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
             students=args.student,
         )
-        if not results:
-            return _fail(f"no submissions in grading/submitted/*/{args.assignment}/")
-        print(table(results))
-        return 0
-    if args.command == "feedback":
-        from .feedback import feedback
+    except CanaryFailed as error:
+        return _fail(str(error))
+    if not results:
+        return _fail(f"no submissions in grading/submitted/*/{args.assignment}/")
+    print(table(results))
+    return 0
 
-        pages = feedback(args.assignment)
-        for page in pages:
-            print(f"wrote {_shown(page)}")
-        return 0 if pages else _fail(f"nothing autograded for {args.assignment} yet")
-    if args.command == "collect":
-        from .collect import collect, read_roster
 
-        if not args.source.exists():
-            return _fail(f"{args.source} does not exist")
-        try:
-            roster = read_roster(args.roster) if args.roster else None
-        except (OSError, ValueError) as error:
-            return _fail(f"cannot read roster {args.roster}: {error}")
-        try:
-            result = collect(args.assignment, args.source, roster)
-        except Exception as error:  # a corrupt archive
-            return _fail(f"cannot read {args.source}: {error}")
-        print(result.report())
-        return 0 if result.imported else _fail(f"no submissions imported from {args.source}")
-    if args.command == "export":
-        from .gradebook import scores
+def _feedback(args: argparse.Namespace) -> int:
+    from .feedback import feedback
 
-        rows = scores()
-        flags = {}
-        for assignment in existing_assignments():
-            for r in _results(assignment):
-                notes = ([r["reason"]] if r.get("reason") else []) + r.get("flags", [])
-                flags[(r["student"], assignment)] = "; ".join(notes)
-        with open(args.output, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["student", "assignment", "score", "max_score", "flags"])
-            for row in rows:
-                writer.writerow(
-                    [
-                        row["student"],
-                        row["assignment"],
-                        f"{row['score']:g}",
-                        f"{row['max_score']:g}",
-                        flags.get((row["student"], row["assignment"]), ""),
-                    ]
-                )
-        print(f"wrote {args.output} ({len(rows)} submissions)")
+    pages = feedback(args.assignment)
+    for page in pages:
+        print(f"wrote {_shown(page)}")
+    return 0 if pages else _fail(f"nothing autograded for {args.assignment} yet")
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from .collect import collect, read_roster
+
+    if not args.source.exists():
+        return _fail(f"{args.source} does not exist")
+    try:
+        roster = read_roster(args.roster) if args.roster else None
+    except (OSError, ValueError) as error:
+        return _fail(f"cannot read roster {args.roster}: {error}")
+    try:
+        result = collect(args.assignment, args.source, roster)
+    except Exception as error:  # a corrupt archive
+        return _fail(f"cannot read {args.source}: {error}")
+    print(result.report())
+    return 0 if result.imported else _fail(f"no submissions imported from {args.source}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .gradebook import scores
+
+    rows = scores()
+    notes = {
+        (r.student, assignment): "; ".join(r.notes)
+        for assignment in existing_assignments()
+        for r in _results(assignment)
+    }
+    with open(args.output, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["student", "assignment", "score", "max_score", "flags"])
+        for row in rows:
+            key = (row["student"], row["assignment"])
+            writer.writerow(
+                [*key, f"{row['score']:g}", f"{row['max_score']:g}", notes.get(key, "")]
+            )
+    print(f"wrote {args.output} ({len(rows)} submissions)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    flagged = [r for r in _results(args.assignment) if r.notes]
+    if not flagged:
+        print(f"no flagged submissions for {args.assignment}")
         return 0
-    if args.command == "report":
-        flagged = [r for r in _results(args.assignment) if r.get("flags") or r.get("reason")]
-        if not flagged:
-            print(f"no flagged submissions for {args.assignment}")
-            return 0
-        for r in flagged:
-            print(f"{r['student']}: {r['score']:g}/{r['max_score']:g}")
-            if r.get("reason"):
-                print(f"  not graded: {r['reason']}")
-            for flag in r.get("flags", []):
-                print(f"  {flag}")
-        return 0
-    return _fail(f"unknown command {args.command}")
+    for r in flagged:
+        print(f"{r.student}: {r.score:g}/{r.max_score:g}")
+        if r.reason:
+            print(f"  not graded: {r.reason}")
+        for flag in r.flags:
+            print(f"  {flag}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.db:
+        os.environ["CVLOSS_GRADEBOOK_URL"] = args.db
+    return args.func(args)

@@ -15,25 +15,13 @@ from pathlib import Path
 import nbformat
 
 from .course import DEMO_DIR, SOURCE_DIR, SUBMITTED_DIR
-from .notebooks import nbgrader_meta
-from .release import render, student_version
+from .release import answered_version, render
 
 
 def submission(assignment: str, replace: dict[str, str] | None = None, notebook: str | None = None):
     """The released notebook with every solution filled in (honest), except ``replace``."""
     path = next((SOURCE_DIR / assignment).glob(f"{notebook or '*'}.ipynb"))
-    source = nbformat.read(str(path), as_version=4)
-    answers = {
-        nbgrader_meta(c)["grade_id"]: c.source
-        for c in source.cells
-        if nbgrader_meta(c).get("solution")
-    }
-    answers.update(replace or {})
-    nb = student_version(source)
-    for cell in nb.cells:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if grade_id in answers and nbgrader_meta(cell).get("solution"):
-            cell.source = answers[grade_id]
+    nb = answered_version(nbformat.read(str(path), as_version=4), replace)
     return path.name, render(nb)
 
 

@@ -10,13 +10,13 @@ HTML-escaped.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import nbformat
 
 from .course import AUTOGRADED_DIR, FEEDBACK_DIR
 from .notebooks import nbgrader_meta, source_notebooks
+from .results import NotebookResult, SubmissionResult
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; }
@@ -31,31 +31,31 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render(result: dict, notebook: str, student_code: dict[str, str]) -> str:
-    graded = result["notebooks"].get(notebook, {"cells": [], "score": 0, "max_score": 0})
+def render(result: SubmissionResult, notebook: str, student_code: dict[str, str]) -> str:
+    graded = result.notebooks.get(notebook) or NotebookResult(max_score=0.0)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(result['assignment'])}: {_e(notebook)}</title>",
+        f"<title>{_e(result.assignment)}: {_e(notebook)}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>{_e(result['assignment'])} / {_e(notebook)}.ipynb</h1>",
-        f"<p>Student: <b>{_e(result['student'])}</b>. Score: <b>{graded['score']:g}</b> "
-        f"of {graded['max_score']:g}.</p>",
+        f"<h1>{_e(result.assignment)} / {_e(notebook)}.ipynb</h1>",
+        f"<p>Student: <b>{_e(result.student)}</b>. Score: <b>{graded.score:g}</b> "
+        f"of {graded.max_score:g}.</p>",
     ]
-    if graded.get("reason"):
-        parts.append(f"<p class=failed>Not graded: {_e(graded['reason'])}</p>")
+    if graded.reason:
+        parts.append(f"<p class=failed>Not graded: {_e(graded.reason)}</p>")
     parts.append("<table><tr><th>test</th><th>points</th><th>result</th></tr>")
-    for cell in graded["cells"]:
-        kind = " (hidden test)" if cell.get("hidden") else ""
-        status = "passed" if cell["points"] >= cell["max_points"] > 0 else "failed"
+    for cell in graded.cells:
+        kind = " (hidden test)" if cell.hidden else ""
+        status = "passed" if cell.points >= cell.max_points > 0 else "failed"
         parts.append(
-            f"<tr><td><code>{_e(cell['grade_id'])}</code>{_e(kind)}<br>"
-            f"{_e(cell.get('description', ''))}</td>"
-            f"<td>{cell['points']:g} / {cell['max_points']:g}</td>"
+            f"<tr><td><code>{_e(cell.grade_id)}</code>{_e(kind)}<br>"
+            f"{_e(cell.description)}</td>"
+            f"<td>{cell.points:g} / {cell.max_points:g}</td>"
             f"<td class={status}>{_e(status)}"
         )
-        if cell.get("message"):
-            parts.append(f"<pre>{_e(cell['message'])}</pre>")
+        if cell.message:
+            parts.append(f"<pre>{_e(cell.message)}</pre>")
         parts.append("</td></tr>")
     parts.append("</table>")
     if student_code:
@@ -88,7 +88,7 @@ def feedback(assignment: str) -> list[Path]:
         results_path = student_dir / assignment / "results.json"
         if not results_path.is_file():
             continue
-        result = json.loads(results_path.read_text(encoding="utf-8"))
+        result = SubmissionResult.load(results_path)
         target = FEEDBACK_DIR / student_dir.name / assignment
         target.mkdir(parents=True, exist_ok=True)
         for source in sources:

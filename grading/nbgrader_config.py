@@ -1,27 +1,30 @@
-"""nbgrader configuration: the repository root is the course root.
+"""nbgrader's settings for this course, from the layout that :mod:`grading.course` defines.
 
-Run nbgrader's own commands (``nbgrader collect``, ``nbgrader formgrader``, ...) with
-``--config grading/nbgrader_config.py`` from the repository root; ``python -m grading``
-reads the same layout from :mod:`grading.course`.
+nbgrader reads ``nbgrader_config.py`` at the repository root (the course root), which loads
+this file; run nbgrader's own commands (``nbgrader generate_assignment``, ``nbgrader
+autograde``, ``nbgrader formgrader``, ...) from the repository root, or elsewhere with
+``--course-dir PATH``.  ``CVLOSS_GRADING_DIR`` (submissions, results, feedback, gradebook)
+and ``CVLOSS_GRADEBOOK_URL`` (the gradebook) move ``python -m grading`` and nbgrader alike.
 """
 
-import os
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if sys.path[:1] != [_ROOT]:
+    sys.path.insert(0, _ROOT)  # the course's own `grading` package, wherever nbgrader runs
+
+from grading.course import ROOT, WORK_DIR, nbgrader_layout  # noqa: E402
+from grading.notebooks import CODE_STUB  # noqa: E402
+
+if str(ROOT) != _ROOT:
+    raise ImportError(f"nbgrader_config.py of {_ROOT} imported the grading package of {ROOT}")
+
+WORK_DIR.mkdir(parents=True, exist_ok=True)  # where nbgrader creates the SQLite gradebook
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
-_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-c.CourseDirectory.course_id = "cvloss"
-c.CourseDirectory.root = _root
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "exercises"
-c.CourseDirectory.submitted_directory = os.path.join("grading", "submitted")
-c.CourseDirectory.autograded_directory = os.path.join("grading", "autograded")
-c.CourseDirectory.feedback_directory = os.path.join("grading", "feedback")
-# The gradebook: SQLite by default; any SQLAlchemy URL (e.g. PostgreSQL) through one option,
-# the environment variable CVLOSS_GRADEBOOK_URL, which `python -m grading --db` also sets.
-c.CourseDirectory.db_url = os.environ.get(
-    "CVLOSS_GRADEBOOK_URL", "sqlite:///" + os.path.join(_root, "grading", "gradebook.db")
-)
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+for _name, _value in nbgrader_layout().items():
+    setattr(c.CourseDirectory, _name, _value)
+c.ClearSolutions.code_stub = {"python": CODE_STUB}
 c.Execute.timeout = 120

@@ -69,6 +69,11 @@ class TestCell:
     def functions(self) -> list[str]:
         return sorted({c.function for c in self.checks})
 
+    @property
+    def reruns(self) -> bool:
+        """Whether the grader verifies this cell by re-running it (``assert_outputs_match``)."""
+        return any(check.kind == "outputs" for check in self.checks)
+
 
 @dataclass
 class SourceNotebook:
@@ -80,7 +85,6 @@ class SourceNotebook:
     nb: nbformat.NotebookNode
     solution_ids: list[str] = field(default_factory=list)
     tests: list[TestCell] = field(default_factory=list)
-    functions: list[str] = field(default_factory=list)  # defined in solution cells, in order
 
     @property
     def max_score(self) -> float:
@@ -223,7 +227,6 @@ def load_source(path: Path, assignment: str | None = None) -> SourceNotebook:
             continue
         if meta.get("solution") and cell.cell_type == "code":
             source.solution_ids.append(meta["grade_id"])
-            source.functions.extend(_defined_functions(cell.source))
         if meta.get("grade") and cell.cell_type == "code":
             checks = parse_checks(cell.source)
             source.tests.append(
@@ -359,26 +362,50 @@ def convention_errors(source: SourceNotebook) -> list[str]:
             errors.append(f"{where}: {grade_id}: nbgrader schema_version must be 3")
         if meta.get("solution"):
             if BEGIN_SOLUTION not in cell.source or END_SOLUTION not in cell.source:
-                errors.append(f"{where}: {grade_id}: solution cell without solution markers")
-            if grade_id not in _defined_functions(cell.source):
-                errors.append(f"{where}: {grade_id}: the solution cell must define {grade_id}()")
+                errors.append(
+                    f"{where}: solution cell {grade_id}: put the answer between "
+                    f"{BEGIN_SOLUTION} and {END_SOLUTION} (release replaces it by a stub)"
+                )
+            defined = _defined_functions(cell.source)
+            if grade_id not in defined:
+                names = ", ".join(defined) or "none"
+                errors.append(
+                    f"{where}: solution cell {grade_id}: its ID (grade_id) must be the name of "
+                    f"the function it defines (defined here: {names}); set the ID in the "
+                    "Create Assignment toolbar"
+                )
         if meta.get("grade"):
             if not meta.get("locked"):
-                errors.append(f"{where}: {grade_id}: test cells must be locked")
+                errors.append(f"{where}: test cell {grade_id}: test cells must be read-only")
             if not grade_id.startswith("test_"):
-                errors.append(f"{where}: {grade_id}: test cells are named test_<function>_<what>")
+                errors.append(
+                    f"{where}: test cell {grade_id}: its ID must read test_<function>_<what> "
+                    "(e.g. test_hinge_loss_hidden), the function being the one it checks"
+                )
             if not _docstring(cell.source):
-                errors.append(f"{where}: {grade_id}: test cells open with a one-line docstring")
+                errors.append(
+                    f"{where}: test cell {grade_id}: open it with a one-line docstring that "
+                    'says what it checks (e.g. """Check hinge_loss on random scores"""): '
+                    "students read it in their feedback"
+                )
             try:
                 checks = parse_checks(cell.source)
             except (SyntaxError, ValueError) as error:
-                errors.append(f"{where}: {grade_id}: {error}")
+                errors.append(f"{where}: test cell {grade_id}: {error}")
                 continue
             if not checks:
-                errors.append(f"{where}: {grade_id}: no {LOSS_CHECK} or {OUTPUT_CHECK} call")
+                errors.append(
+                    f"{where}: test cell {grade_id}: no {LOSS_CHECK} or {OUTPUT_CHECK} call "
+                    "(the grader repeats those calls outside the student's kernel)"
+                )
             for check in checks:
-                if not grade_id.startswith(f"test_{check.function}_"):
-                    errors.append(f"{where}: {grade_id}: checks {check.function}, not its name")
+                if grade_id.startswith("test_") and not grade_id.startswith(
+                    f"test_{check.function}_"
+                ):
+                    errors.append(
+                        f"{where}: test cell {grade_id}: it checks {check.function}, so its ID "
+                        f"must start with test_{check.function}_"
+                    )
     solution_ids = set(source.solution_ids)
     for test in source.tests:
         for function in test.functions:

@@ -29,7 +29,7 @@ from nbgrader.preprocessors import (
 from traitlets.config import Config
 
 from .course import RELEASE_DIR, SOURCE_DIR, existing_assignments
-from .notebooks import CODE_STUB, convention_errors, load_source, stored_text
+from .notebooks import CODE_STUB, convention_errors, load_source, nbgrader_meta, stored_text
 
 
 def _preprocessors():
@@ -51,6 +51,26 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for preprocessor in _preprocessors():
         nb, resources = preprocessor.preprocess(nb, resources)
     return nb
+
+
+def answered_version(
+    nb: nbformat.NotebookNode, replace: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    """The released notebook as a student who solved everything would submit it: the
+    source's solution cells in place of the stubs, except those of ``replace`` (grade_id
+    -> code), which get that code."""
+    answers = {
+        nbgrader_meta(cell)["grade_id"]: cell.source
+        for cell in nb.cells
+        if nbgrader_meta(cell).get("solution")
+    }
+    answers.update(replace or {})
+    released = student_version(nb)
+    for cell in released.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and grade_id in answers:
+            cell.source = answers[grade_id]
+    return released
 
 
 def render(nb: nbformat.NotebookNode) -> str:
@@ -79,9 +99,36 @@ def tidy_sources(assignments: list[str] | None = None) -> list[Path]:
     return written
 
 
+class ConventionError(ValueError):
+    """A source notebook breaks the course's conventions: nothing was released."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def source_problems(assignment: str) -> list[str]:
+    """How the source notebooks of ``assignment`` break the conventions (empty: none)."""
+    problems = []
+    for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
+        try:
+            source = load_source(path, assignment)
+            nbformat.validate(source.nb)
+        except Exception as error:  # a broken source notebook is a finding, not a crash
+            problems.append(f"{assignment}/{path.name}: cannot be read: {error}")
+            continue
+        problems.extend(convention_errors(source))
+    return problems
+
+
 def release(assignments: list[str] | None = None) -> list[Path]:
     """Tidy the source notebooks, then regenerate their exercises/ folders; returns every
-    file written (source notebooks first)."""
+    file written (source notebooks first).  Raises :class:`ConventionError`, and writes
+    nothing, when a source notebook breaks the conventions (the grader could not grade
+    it as written)."""
+    problems = [p for a in assignments or existing_assignments() for p in source_problems(a)]
+    if problems:
+        raise ConventionError(problems)
     written = tidy_sources(assignments)
     for assignment in assignments or existing_assignments():
         target = RELEASE_DIR / assignment
@@ -99,15 +146,13 @@ def check() -> list[str]:
     """Problems found: exercises/ out of date, or a source notebook breaking conventions."""
     problems = []
     for assignment in existing_assignments():
+        problems.extend(source_problems(assignment))
         for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
             try:
-                source = load_source(path, assignment)
-                nbformat.validate(source.nb)
-            except Exception as error:  # a broken source notebook is a finding, not a crash
-                problems.append(f"{assignment}/{path.name}: cannot be read: {error}")
-                continue
-            problems.extend(convention_errors(source))
-            if stored_text(source.nb) != path.read_text(encoding="utf-8"):
+                nb = nbformat.read(str(path), as_version=4)
+            except Exception:
+                continue  # reported by source_problems
+            if stored_text(nb) != path.read_text(encoding="utf-8"):
                 problems.append(
                     f"solutions/{assignment}/{path.name} holds outputs or editor metadata: "
                     "run `python -m grading release` (it tidies the sources)"

@@ -23,7 +23,9 @@ import torch
 
 from .sandbox import Limits, Sandbox
 
-MAX_REPLY = 64 * 1024**2
+MAX_REPLY = 64 * 1024**2  # bytes of one reply from the sandbox
+MAX_ERROR_CHARS = 500  # of an error message from the sandbox
+LOAD_GRACE_S = 60  # on top of the call timeout, to import torch and run a solution cell
 _HERE = Path(__file__).resolve().parent
 
 
@@ -32,10 +34,19 @@ class RemoteError(RuntimeError):
 
 
 class Verifier:
+    """The sandboxed process that holds a submission's functions (``_verifier.py``).
+
+    ``chunks`` are ``(label, source)`` pairs, the instructor's support code and each
+    solution cell (labelled by its grade_id), loaded one at a time.  A chunk that raises
+    is recorded in :attr:`load_errors` (label -> the error, with its line); one that ends
+    the process (``os._exit``, a crash) is recorded too and left out when the process is
+    started again, so that it costs only its own function.
+    """
+
     def __init__(
         self,
         private_dir: Path,
-        chunks: list[str],
+        chunks: list[tuple[str, str]],
         *,
         unsafe: bool,
         timeout: float,
@@ -45,18 +56,18 @@ class Verifier:
         import sys
 
         self.private_dir = Path(private_dir)
-        self.chunks = chunks
+        self.chunks = list(chunks)
         self.unsafe = unsafe
         self.timeout = timeout
         self.limits = limits or Limits()
         self.python = python or sys.executable
         self.sandbox: Sandbox | None = None
-        self.load_errors: list[str] = []
+        self.load_errors: dict[str, str] = {}
         self.dead_reason: str | None = None
-        self.starts = 0
+        self._ends_process: set[str] = set()  # labels of chunks that ended the process
 
     # ------------------------------------------------------------------ process
-    def start(self) -> None:
+    def _spawn(self) -> None:
         self.close()
         shutil.copy(_HERE / "_verifier.py", self.private_dir / "_verifier.py")
         self.sandbox = Sandbox(
@@ -67,10 +78,33 @@ class Verifier:
             stderr_path=self.private_dir / "verifier.log",
         )
         self.sandbox.start(pipes=True)
-        self.starts += 1
         self.dead_reason = None
-        reply = self._request({"op": "load", "chunks": self.chunks}, timeout=self.timeout + 60)
-        self.load_errors = [str(e) for e in reply.get("errors", [])][:20]
+
+    def start(self) -> None:
+        """Start the process and load every chunk that does not end it."""
+        while True:
+            self._spawn()
+            try:  # an empty chunk first: a process that cannot start blames no cell
+                self._request({"op": "load", "label": "", "code": ""}, timeout=LOAD_GRACE_S)
+            except RemoteError as error:
+                raise RemoteError(f"the verification process did not start: {error}") from None
+            for label, code in self.chunks:
+                if label in self._ends_process:
+                    continue
+                try:
+                    reply = self._request(
+                        {"op": "load", "label": label, "code": code},
+                        timeout=self.timeout + LOAD_GRACE_S,
+                    )
+                except RemoteError as error:
+                    self._ends_process.add(label)
+                    self.load_errors[label] = f"it ended the verification process ({error})"
+                    break  # start again without it
+                if reply.get("error"):
+                    self.load_errors[label] = str(reply["error"])[:MAX_ERROR_CHARS]
+            else:
+                self.dead_reason = None
+                return
 
     def alive(self) -> bool:
         return (
@@ -267,7 +301,7 @@ class RemoteFunction:
             self.forbid,
         )
         if not reply.get("ok"):
-            raise RemoteError(str(reply.get("error", "failed"))[:500])
+            raise RemoteError(str(reply.get("error", "failed"))[:MAX_ERROR_CHARS])
         kind = reply.get("kind")
         if kind == "number":
             return float(reply["value"])

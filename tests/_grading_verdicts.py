@@ -32,7 +32,7 @@ from grading import autograde, remote
 from grading._verifier import _MAGIC, _Forbid
 from grading.notebooks import SourceNotebook, source_notebooks
 
-SEED = 101  # _verify draws cell i's inputs from SEED + 7919 * i
+SEED = 101  # _verify draws cell i's inputs from SEED + autograde.SEED_STRIDE * i
 
 
 def source(assignment: str) -> SourceNotebook:
@@ -59,14 +59,14 @@ class _Namespace:
 
     def __init__(self, private_dir, chunks, *, unsafe, timeout, **kwargs) -> None:
         self.namespace: dict = {"__name__": "__student__"}
-        self.load_errors: list[str] = []
+        self.load_errors: dict[str, str] = {}
         self.dead_reason = None
-        for chunk in chunks:  # as _verifier.py loads them: each on its own
+        for label, chunk in chunks:  # as _verifier.py loads them: each on its own
             code = "\n".join("" if _MAGIC.match(line) else line for line in chunk.splitlines())
             try:
                 exec(compile(code, "<solution cell>", "exec"), self.namespace)
             except BaseException as error:
-                self.load_errors.append(f"{type(error).__name__}: {error}")
+                self.load_errors[label] = f"{type(error).__name__}: {error}"
         self.namespace.update(_RUN["replace"])
         if _RUN["wrap"] is not None:
             _RUN["wrap"](self.namespace)
@@ -107,13 +107,13 @@ class _Call:
 
 @contextlib.contextmanager
 def _in_process(replace: dict[str, Callable], wrap=None):
-    saved = remote.Verifier, remote.RemoteFunction
-    remote.Verifier, remote.RemoteFunction = _Namespace, _Call  # _verify imports them late
+    saved = autograde.Verifier, autograde.RemoteFunction
+    autograde.Verifier, autograde.RemoteFunction = _Namespace, _Call
     _RUN.update(replace=dict(replace), wrap=wrap)
     try:
         yield
     finally:
-        remote.Verifier, remote.RemoteFunction = saved
+        autograde.Verifier, autograde.RemoteFunction = saved
         _RUN.update(replace={}, wrap=None)
 
 
@@ -128,15 +128,15 @@ def _only(notebook: SourceNotebook, grade_ids: set[str]) -> SourceNotebook:
 
 def _verify(notebook, grade_ids, replace, wrap=None) -> dict[str, dict]:
     with _in_process(replace, wrap):
-        out = autograde._verify(
+        verdicts, notes = autograde._verify(
             _only(notebook, grade_ids),
             solution_cells(notebook),
             Path("/nonexistent"),
             autograde.Options(unsafe=True),
             SEED,
         )
-    assert not out["notes"], out["notes"]
-    return {g: (cell["passed"], cell["message"]) for g, cell in out["cells"].items()}
+    assert not notes, notes
+    return {g: (verdict.passed, verdict.message) for g, verdict in verdicts.items()}
 
 
 def _traced(fn: Callable, name: str, called: set[str]) -> Callable:
@@ -158,7 +158,7 @@ def instructor(assignment: str) -> dict[str, tuple[bool, frozenset[str]]]:
         called: set[str] = set()
 
         def wrap(namespace: dict, called: set[str] = called) -> None:
-            for name in notebook.functions:  # those defined by the solution cells
+            for name in notebook.solution_ids:  # the functions of the solution cells
                 if callable(namespace.get(name)):
                     namespace[name] = _traced(namespace[name], name, called)
 

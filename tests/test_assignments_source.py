@@ -243,10 +243,8 @@ def _run(course: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
-@pytest.fixture(scope="module")
-def edited_course(tmp_path_factory):
-    """A copy of the course (grading/, one assignment) edited as in JupyterLab, then released."""
-    course = tmp_path_factory.mktemp("course")
+def _copy_course(course: Path) -> Path:
+    """A copy of the course (grading/, one assignment) in ``course``."""
     shutil.copytree(
         ROOT / "grading",
         course / "grading",
@@ -256,11 +254,40 @@ def edited_course(tmp_path_factory):
     )
     for folder in ("solutions", "exercises"):
         shutil.copytree(ROOT / folder / ASSIGNMENT, course / folder / ASSIGNMENT)
+    return course
+
+
+def _submit(course: Path, student: str, replace: dict[str, str] | None = None) -> None:
+    """``student`` submits the released notebook with every answer of the course's source,
+    except those of ``replace`` (grade_id -> code)."""
+    source = nbformat.read(str(course / "solutions" / ASSIGNMENT / NOTEBOOK), as_version=4)
+    answers = {_nbgrader(c)["grade_id"]: c.source for c in source.cells if _nbgrader(c)["solution"]}
+    answers.update(replace or {})
+    nb = nbformat.read(str(course / "exercises" / ASSIGNMENT / NOTEBOOK), as_version=4)
+    for cell in nb.cells:
+        if _nbgrader(cell).get("solution"):
+            cell.source = answers[_nbgrader(cell)["grade_id"]]
+    folder = course / "work" / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    nbformat.write(nb, str(folder / NOTEBOOK))
+
+
+def _autograde(course: Path) -> subprocess.CompletedProcess:
+    return _run(course, "autograde", ASSIGNMENT, "--jobs", "2", "--no-progress", timeout=540)
+
+
+@pytest.fixture(scope="module")
+def edited_course(tmp_path_factory):
+    """A copy of the course graded once (student "early"), then edited as in JupyterLab and
+    released: the exercise is added after a batch was graded."""
+    course = _copy_course(tmp_path_factory.mktemp("course"))
+    _submit(course, "early")
+    first = _autograde(course) if bwrap_works() or IN_CI else None
     _edit_in_jupyterlab(course / "solutions" / ASSIGNMENT / NOTEBOOK)
     before = _run(course, "check")
     release = _run(course, "release")
     after = _run(course, "check")
-    return {"course": course, "before": before, "release": release, "after": after}
+    return {"course": course, "first": first, "before": before, "release": release, "after": after}
 
 
 def test_release_takes_the_edit_to_exercises_without_the_hidden_parts(edited_course):
@@ -296,37 +323,28 @@ def test_release_takes_the_edit_to_exercises_without_the_hidden_parts(edited_cou
 
 @pytest.fixture(scope="module")
 def graded_edit(edited_course):
-    """Two submissions of the edited assignment, graded in sandboxes."""
+    """Two new submissions of the edited assignment and the early one, graded in sandboxes,
+    then exported."""
     course = edited_course["course"]
-    source = nbformat.read(str(course / "solutions" / ASSIGNMENT / NOTEBOOK), as_version=4)
-    answers = {_nbgrader(c)["grade_id"]: c.source for c in source.cells if _nbgrader(c)["solution"]}
-    students = {
-        "honest": answers,
-        "mistaken": {**answers, "entropy": BITS_ONLY, "self_information": NO_MINUS},
-    }
-    for student, solutions in students.items():
-        nb = nbformat.read(str(course / "exercises" / ASSIGNMENT / NOTEBOOK), as_version=4)
-        for cell in nb.cells:
-            if _nbgrader(cell).get("solution"):
-                cell.source = solutions[_nbgrader(cell)["grade_id"]]
-        folder = course / "work" / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, str(folder / NOTEBOOK))
-    run = _run(course, "autograde", ASSIGNMENT, "--jobs", "2", "--no-progress", timeout=540)
+    _submit(course, "honest")
+    _submit(course, "mistaken", {"entropy": BITS_ONLY, "self_information": NO_MINUS})
+    run = _autograde(course)
     results = {
         student: json.loads(
             (course / "work" / "autograded" / student / ASSIGNMENT / "results.json").read_text()
         )
-        for student in students
+        for student in ("early", "honest", "mistaken")
         if (course / "work" / "autograded" / student / ASSIGNMENT / "results.json").exists()
     }
-    return run, results
+    export = _run(course, "export", "--output", str(course / "grades.csv"))
+    grades = (course / "grades.csv").read_text() if export.returncode == 0 else export.stderr
+    return run, results, grades
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
 def test_the_edited_assignment_is_graded_with_the_new_and_changed_tests(graded_edit):
-    run, results = graded_edit
+    run, results, _ = graded_edit
     assert run.returncode == 0, run.stderr[-3000:]
     honest = results["honest"]
     assert honest["max_score"] == 16 + 1 + 2 + 1  # the new tests, and entropy's hidden 2 -> 3
@@ -345,3 +363,74 @@ def test_the_edited_assignment_is_graded_with_the_new_and_changed_tests(graded_e
     )
     assert results["mistaken"]["score"] == 20 - 3 - 1 - 2
     assert results["mistaken"]["flags"] == []  # the notebook run and the verification agree
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
+def test_an_exercise_added_after_a_batch_was_graded_is_graded_and_exported(
+    edited_course, graded_edit
+):
+    first = edited_course["first"]
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "early" in first.stdout and " 16 " in first.stdout
+    run, results, grades = graded_edit
+    assert run.returncode == 0, run.stderr[-3000:]
+    # The early submission has the old notebook: the new exercise is missing from it, its
+    # other answers are right (in base 10 too).
+    early = results["early"]
+    lost = {
+        c["grade_id"] for nb in early["notebooks"].values() for c in nb["cells"] if not c["points"]
+    }
+    assert lost == {"test_self_information_random", "test_self_information_hidden"}
+    assert early["score"] == 17 and early["max_score"] == 20
+    # The gradebook holds every new cell's grade for every submission: scores and maxima
+    # agree with the results, the early submission's included.
+    rows = {line.split(",")[0]: line.split(",")[2:4] for line in grades.splitlines()[1:]}
+    assert rows == {"early": ["17", "20"], "honest": ["20", "20"], "mistaken": ["14", "20"]}
+
+
+def test_release_refuses_a_notebook_that_breaks_the_conventions_and_says_the_rule(tmp_path):
+    """The Create Assignment toolbar names a new cell "cell-<hex>": release says what the ID
+    must be and publishes nothing."""
+    course = _copy_course(tmp_path)
+    path = course / "solutions" / ASSIGNMENT / NOTEBOOK
+    nb = nbformat.read(str(path), as_version=4)
+    solution = next(c for c in nb.cells if _nbgrader(c).get("grade_id") == "kl_divergence")
+    solution.metadata["nbgrader"]["grade_id"] = "cell-0b9d3e41"
+    nbformat.write(nb, str(path))
+    released = (course / "exercises" / ASSIGNMENT / NOTEBOOK).read_bytes()
+    run = _run(course, "release")
+    assert run.returncode == 1
+    assert (
+        "solution cell cell-0b9d3e41: its ID (grade_id) must be the name of the function it "
+        "defines (defined here: kl_divergence)" in run.stderr
+    )
+    assert "nothing released" in run.stderr
+    assert (course / "exercises" / ASSIGNMENT / NOTEBOOK).read_bytes() == released
+
+
+#: The instructor's entropy, broken: 0 log 0 gives NaN.
+BROKEN_SOLUTION = '''def entropy(p, dim=-1, reduction="mean", *, base=math.e):
+    """The instructor's, broken."""
+    ### BEGIN SOLUTION
+    return reduce_loss(-(p * torch.log(p)).sum(dim) / math.log(base), reduction)
+    ### END SOLUTION'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
+def test_autograde_refuses_when_the_instructor_solution_fails_in_the_sandbox(tmp_path):
+    course = _copy_course(tmp_path)
+    _submit(course, "alice")
+    path = course / "solutions" / ASSIGNMENT / NOTEBOOK
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if _nbgrader(c).get("grade_id") == "entropy")
+    cell.source = BROKEN_SOLUTION
+    nbformat.write(nb, str(path))
+    run = _run(course, "autograde", ASSIGNMENT, "--jobs", "1", "--no-progress", timeout=540)
+    assert run.returncode == 1, run.stdout
+    assert "the instructor's solution scores " in run.stderr, run.stderr[-3000:]
+    assert "/16 when graded in the sandbox" in run.stderr
+    assert "information.ipynb test_entropy_hidden: entropy does not match" in run.stderr
+    assert not (course / "work" / "autograded").exists()  # no student was graded
+    assert not (course / "work" / "gradebook.db").exists()

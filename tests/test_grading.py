@@ -26,6 +26,7 @@ from grading.notebooks import (
     parse_checks,
     source_notebooks,
 )
+from grading.results import FAILED, CellResult, NotebookResult, SubmissionResult
 from tests import _grading_verdicts as verdicts
 
 ASSIGNMENTS = ["a01_information", "a02_classification"]
@@ -107,7 +108,7 @@ def test_conventions_catch_an_unlocked_test_cell_without_docstring():
             cell.metadata.nbgrader["locked"] = False
             cell.source = cell.source.split("\n", 1)[1]
     errors = convention_errors(source)
-    assert any("must be locked" in e for e in errors)
+    assert any("test cells must be read-only" in e for e in errors)
     assert any("docstring" in e for e in errors)
 
 
@@ -238,27 +239,17 @@ def test_the_verification_process_differentiates_tensors_inside_lists(tmp_path, 
 
 
 def test_feedback_escapes_and_never_shows_test_code():
-    result = {
-        "student": "mallory<script>",
-        "assignment": "a01_information",
-        "notebooks": {
-            "information": {
-                "score": 1,
-                "max_score": 3,
-                "reason": "",
-                "cells": [
-                    {
-                        "grade_id": "test_entropy_hidden",
-                        "description": "Check entropy on every case",
-                        "hidden": True,
-                        "points": 0,
-                        "max_points": 2,
-                        "message": "entropy does not match <b>the reference</b>",
-                    }
-                ],
-            }
-        },
-    }
+    cell = CellResult(
+        grade_id="test_entropy_hidden",
+        description="Check entropy on every case",
+        hidden=True,
+        points=0,
+        max_points=2,
+        status=FAILED,
+        message="entropy does not match <b>the reference</b>",
+    )
+    result = SubmissionResult("mallory<script>", "a01_information", max_score=3, score=1)
+    result.notebooks["information"] = NotebookResult(max_score=3, score=1, cells=[cell])
     page = feedback.render(result, "information", {"entropy": "x = '</pre><script>'"})
     assert "<script>" not in page
     assert "&lt;b&gt;the reference&lt;/b&gt;" in page

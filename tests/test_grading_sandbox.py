@@ -35,7 +35,17 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 A01 = "a01_information"
 TIMEOUT = 30  # seconds per cell and per call: what the infinite loop and the flood cost
-STUDENTS = ("honest", "tamper", "exits", "escape", "loops", "hogs", "corrupt", "binary")
+STUDENTS = (
+    "honest",
+    "tamper",
+    "exits",
+    "escape",
+    "loops",
+    "hogs",
+    "broken",
+    "corrupt",
+    "binary",
+)
 #: A per-session name for the escape's marker files, so that a file left by an earlier
 #: run (or another session's run) cannot be mistaken for this one's.
 TOKEN = uuid.uuid4().hex[:12]
@@ -94,6 +104,24 @@ def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
     """Kills its own kernel with a signal."""
     os.kill(os.getpid(), signal.SIGKILL)
 ''',
+}
+
+# Solution cells that stop before they define their function: a typo, a process exit when
+# the cell runs (not when the function is called), a package that is not installed.
+BROKEN = {
+    "entropy": '''
+def entropy(p, dim=-1, reduction="mean", *, base=math.e):
+    """A parenthesis left open."""
+    return reduce_loss(-(p * torch.log(p)).sum(dim, reduction)
+''',
+    "kl_divergence": """
+import os
+
+os._exit(1)
+""",
+    "cross_entropy_dist": """
+import a_package_nobody_installed
+""",
 }
 
 # Two abusive students, so that the two workers of --jobs 2 share their time limits: one
@@ -199,6 +227,7 @@ def _grade(root):
         "escape": submission(A01, {"entropy": escape})[1],
         "loops": submission(A01, LOOPS)[1],
         "hogs": submission(A01, HOGS)[1],
+        "broken": submission(A01, BROKEN)[1],
         "corrupt": '{"cells": [',
         "binary": b"\x7fELF\x02\x01\x01\x00 not a notebook",
     }
@@ -299,6 +328,23 @@ def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_those_exercises(gra
     assert any("restarted" in flag for flag in loops["flags"])  # the kernel was stopped
     batches.expect_lost(graded["results"]["hogs"], _of("cross_entropy_dist", "js_divergence"))
     assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
+
+
+def test_a_cell_that_stops_early_costs_its_function_only_and_the_student_reads_why(graded):
+    result = graded["results"]["broken"]
+    batches.expect_lost(result, _of("entropy", "kl_divergence", "cross_entropy_dist"))
+    assert result["score"] == sum(
+        c["max_points"] for c in _cells(result).values() if c["grade_id"] in _of("js_divergence")
+    )
+    cells = _cells(result)
+    for grade_id in _of("entropy"):  # the SyntaxError and its line, not "not defined"
+        assert "SyntaxError" in cells[grade_id]["message"], cells[grade_id]["message"]
+        assert "line 4: return reduce_loss(" in cells[grade_id]["message"]
+    for grade_id in _of("cross_entropy_dist"):
+        message = cells[grade_id]["message"]
+        assert "No module named 'a_package_nobody_installed' (line 2: import" in message
+    for grade_id in _of("kl_divergence"):
+        assert "ended the verification process" in cells[grade_id]["message"]
 
 
 def test_corrupt_and_non_notebook_files_get_zero_with_a_reason(graded):
