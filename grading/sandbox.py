@@ -29,7 +29,8 @@ from .course import ROOT
 
 SANDBOX_DIR = "/tmp/sandbox"
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setprivxx"
+#: bubblewrap makes the namespaces; setpriv (util-linux) drops to the sandbox's own user.
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class SandboxUnavailable(RuntimeError):
 
 
 def bwrap_works() -> bool:
-    """Whether bubblewrap is installed and can create the namespaces we need."""
-    if not os.path.exists(BWRAP):
+    """Whether bubblewrap is installed and can create the namespaces we need, and setpriv
+    (which every sandboxed command runs through) is there."""
+    if not os.path.exists(BWRAP) or not os.path.exists(SETPRIV):
         return False
     try:
         done = subprocess.run(
@@ -245,7 +247,7 @@ def require_sandbox(unsafe: bool) -> None:
         return
     if not bwrap_works():
         raise SandboxUnavailable(
-            "bubblewrap (the Debian package `bubblewrap`) is missing or cannot create "
-            "namespaces here; install it, or pass --unsafe-no-sandbox to grade without a "
-            "sandbox (not for untrusted code)"
+            "bubblewrap (the Debian package `bubblewrap`) or setpriv (`util-linux`) is "
+            "missing, or bubblewrap cannot create namespaces here; install them, or pass "
+            "--unsafe-no-sandbox to grade without a sandbox (not for untrusted code)"
         )

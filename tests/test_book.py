@@ -97,8 +97,8 @@ def test_book_builds_without_warnings(built_book):
 
 
 # ---------------------------------------------------------------------------------------
-# The chapters of the numbered parts follow the same pattern (see ../shared/STYLE.md,
-# "The book"): checked on the sources, without building.
+# The chapters of the numbered parts follow the same pattern (CONTRIBUTING.md, "Chapters"):
+# checked on the sources, without building.
 # ---------------------------------------------------------------------------------------
 
 MAX_CODE_LINE = 78  # d2l's rule: code reads on a narrow page
