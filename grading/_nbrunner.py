@@ -6,7 +6,9 @@ what it found).  For every test cell it records the kernel's ``execute_reply`` s
 not the displayed traceback (replacing IPython's traceback display changes nothing), and
 a short error text.  A kernel that dies is restarted: the cells that had succeeded
 before are run again and grading goes on with the next test cell.  After a timeout the
-other test cells of the same function are skipped.  Outputs are capped.
+other test cells of the same function are skipped.  Outputs are capped.  The executed
+notebook is written to ``executed.ipynb`` along with ``result.json`` (the grader takes only
+its outputs, see :func:`grading.formgrader.outputs_of`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def main() -> None:
         with open("result.tmp", "w", encoding="utf-8") as file:
             json.dump(result, file)
         os.replace("result.tmp", "result.json")
+        nbformat.write(nb, "executed.tmp")
+        os.replace("executed.tmp", "executed.ipynb")
 
     succeeded: list[int] = []  # indices of non-test code cells that ran without error
     timed_out: set[str] = set()

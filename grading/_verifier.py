@@ -10,7 +10,10 @@ payload of plain containers and tensors.
   what it raised and on which line (the grader sends the chunks one at a time, so that
   a chunk that ends this process is known);
 * ``{"op": "call", "function", "args", "kwargs", "grad", "forbid"}``: call a function;
-  the inputs at positions ``grad`` require gradients; an argument
+  the inputs at positions ``grad`` require gradients; ``forbid`` lists the built-ins it
+  may not use, each a rule ``{"label", "names", "ops", "functions", "helpers"}`` (see
+  :class:`_Forbid`; the grader builds them from ``cvloss_ref._forbidden``) or a bare
+  name; an argument
   ``{"__callable__": {"name", "source", "state"}}`` is a catalogue callable (a critic, a
   feature extractor) sent as source and rebuilt here; the reply holds the output
   (detached), whether it requires grad and a handle for ``backward``;
@@ -31,26 +34,111 @@ import sys
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 _MAGIC = re.compile(r"^\s*[%!]")
 
 
 def _canonical(name: str) -> str:
-    name = name.strip("_")
+    """``aten::_cdist_forward.default``/``special_entr``/``__add__`` -> ``cdist_forward``/
+    ``entr``/``add`` (as ``cvloss_ref._forbidden.canonical``)."""
+    name = name.rsplit("::", 1)[-1].split(".", 1)[0].strip("_")
     return name[len("special_") :] if name.startswith("special_") else name
 
 
-class _Forbid(TorchFunctionMode):
-    def __init__(self, names):
+def _rule(item) -> dict:
+    """A ``forbid`` entry as a rule: the grader sends dicts; a bare name (``"mse_loss"``)
+    is a rule that refuses the torch function of that name."""
+    if isinstance(item, str):
+        return {"label": item, "names": [item.rsplit(".", 1)[-1]]}
+    return item
+
+
+class _Kernels(TorchDispatchMode):
+    """The dispatch-level half of :class:`_Forbid`: the kernels that run, after composite
+    ops have decomposed (``aten::nll_loss_forward``, however cross-entropy was reached)."""
+
+    def __init__(self, guard: _Forbid) -> None:
         super().__init__()
-        self.names = {_canonical(n.rsplit(".", 1)[-1]): n for n in names}
+        self.guard = guard
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        op = func.overloadpacket._qualified_op_name
+        label = self.guard.ops.get(op)
+        if label is not None:
+            self.guard.hit(label, f"the kernel {op}")
+        return func(*args, **(kwargs or {}))
+
+
+class _Forbid(TorchFunctionMode):
+    """Records the forbidden built-ins a call uses, three ways (as the notebook's
+    ``cvloss_ref.testing.CallGuard``), so that no other name reaches them:
+
+    * ``names``: torch functions, tensor methods, ``torch._C`` bindings and ``torch.ops``
+      ops, by canonical name (this torch-function mode);
+    * ``ops``: kernels, by qualified name, after decomposition (:class:`_Kernels`);
+    * ``functions`` and ``helpers``: Python functions (``torchvision.ops.box_iou``, a
+      library's private helper), by ``[module, qualified name]`` of the running code
+      (``sys.setprofile``), however they were imported or wrapped.
+
+    Use it as a context manager around the call; :attr:`hits` lists the labels used.
+    """
+
+    def __init__(self, rules) -> None:
+        super().__init__()
+        self.names: dict[str, str] = {}
+        self.ops: dict[str, str] = {}
+        self.functions: dict[tuple, tuple] = {}  # (module, qualname) -> (label, route)
         self.hits: list[str] = []
+        for rule in map(_rule, rules):
+            label = str(rule["label"])
+            for name in rule.get("names", ()):
+                self.names.setdefault(_canonical(name), label)
+            for op in rule.get("ops", ()):
+                self.ops.setdefault(op, label)
+            for module, qualname in rule.get("functions", ()):
+                self.functions.setdefault((module, qualname), (label, None))
+            for module, qualname in rule.get("helpers", ()):
+                self.functions.setdefault((module, qualname), (label, f"{module}.{qualname}"))
+        self._kernels = _Kernels(self) if self.ops else None
+        self._previous = None
+
+    def hit(self, label: str, route: str | None = None) -> None:
+        """Record a use of ``label`` (once), reached through ``route``."""
+        if any(h == label or h.startswith(label + " (") for h in self.hits):
+            return
+        self.hits.append(label if route is None else f"{label} (through {route})")
+
+    def _profile(self, frame, event, arg) -> None:
+        if event == "call":
+            key = (frame.f_globals.get("__name__"), frame.f_code.co_qualname)
+            found = self.functions.get(key)
+            if found is not None:
+                self.hit(*found)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = self.names.get(_canonical(getattr(func, "__name__", "")))
-        if name is not None and name not in self.hits:
-            self.hits.append(name)
+        name = getattr(func, "__name__", "")
+        label = self.names.get(_canonical(name))
+        if label is not None:
+            same = _canonical(name) == _canonical(label.rsplit(".", 1)[-1])
+            self.hit(label, None if same else name.split(".", 1)[0])
         return func(*args, **(kwargs or {}))
+
+    def __enter__(self):
+        super().__enter__()
+        if self._kernels is not None:
+            self._kernels.__enter__()
+        if self.functions:
+            self._previous = sys.getprofile()
+            sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        if self.functions:
+            sys.setprofile(self._previous)
+        if self._kernels is not None:
+            self._kernels.__exit__(*exc)
+        return super().__exit__(*exc)
 
 
 def _revive(value):
@@ -186,8 +274,9 @@ def main() -> None:
                 with guard:
                     out = fn(*args, **message["kwargs"])
             except BaseException as error:
-                send({"ok": False, "error": _describe(error)})
-                continue
+                if not guard.hits:  # a forbidden call that then raised is refused as such
+                    send({"ok": False, "error": _describe(error)})
+                    continue
             if guard.hits:
                 send(
                     {

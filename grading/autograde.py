@@ -34,6 +34,7 @@ from pathlib import Path
 import nbformat
 
 from .course import AUTOGRADED_DIR, SUBMITTED_DIR
+from .formgrader import outputs_of, placeholder_notebook, review_notebook, write_notebook
 from .notebooks import (
     CODE_STUB,
     SourceNotebook,
@@ -58,21 +59,31 @@ from .sandbox import Limits, Sandbox
 
 MAX_NOTEBOOK_BYTES = 20 * 1024**2  # a larger submitted notebook is not read
 MAX_MESSAGE_CHARS = 4000  # of a notebook run's error shown to the student
+#: Seeds are drawn below this, leaving room under 2**31 for SEED_STRIDE * (test cells).
+MAX_SEED = 2**31 - 10**6
 #: The label of the instructor's support code among the chunks the verifier loads.
 SUPPORT_CODE = "(the notebook's own code)"
 TABLE_FLAGS_WIDTH = 90  # characters of flags shown per row of `table`
 _HERE = Path(__file__).resolve().parent
 
 
+#: The notebook run may take this many cell time limits, plus a start-up allowance, in all.
+NOTEBOOK_CELLS_BUDGET = 20
+NOTEBOOK_STARTUP_S = 60
+
+
 @dataclass(frozen=True)
 class Options:
+    """How a batch is graded (the same for the canary and every submission)."""
+
     timeout: float = 60.0  # seconds per cell and per function call
     unsafe: bool = False
     limits: Limits = field(default_factory=Limits)
 
     @property
     def notebook_wall(self) -> float:
-        return 20 * self.timeout + 60
+        """Seconds the whole notebook run may take before it is stopped."""
+        return NOTEBOOK_CELLS_BUDGET * self.timeout + NOTEBOOK_STARTUP_S
 
 
 # ----------------------------------------------------------------------------- reading
@@ -165,6 +176,10 @@ def graded_notebook(source: SourceNotebook, solutions: dict[str, str]) -> nbform
 
 
 def _run_notebook(source, solutions, private: Path, options: Options, seed: int) -> dict:
+    """Execute the graded notebook in a sandbox (``_nbrunner.py``); returns what the run
+    reported (``cells``: each test cell's status, ``restarts``, ...), whether it was
+    ``killed``, and ``outputs``: the executed notebook's outputs that are safe to show in
+    the formgrader, by cell index (:func:`grading.formgrader.outputs_of`)."""
     nb = graded_notebook(source, solutions)
     nbformat.write(nb, str(private / "graded.ipynb"))
     tests = {t.grade_id: (t.functions[0] if t.functions else "") for t in source.tests}
@@ -194,9 +209,22 @@ def _run_notebook(source, solutions, private: Path, options: Options, seed: int)
             result = loaded
     except (OSError, ValueError):
         pass
+    result["outputs"] = _executed_outputs(private / "executed.ipynb", nb)
     result["killed"] = code is None
     result["exit_code"] = code
     return result
+
+
+def _executed_outputs(path: Path, graded: nbformat.NotebookNode) -> dict[str, list[dict]]:
+    """The safe outputs of the notebook the sandbox wrote to ``path`` (none if it wrote no
+    readable notebook)."""
+    try:
+        if path.is_symlink() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            return {}
+        executed = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return outputs_of(executed, graded)
 
 
 def run_test_cell(
@@ -223,6 +251,42 @@ def run_test_cell(
     return True, ""
 
 
+def prelude_namespace(source: SourceNotebook) -> dict:
+    """What the notebook's locked cells define (``F``, ``torchvision``, an optional
+    library's class), run in this process as :func:`run_test_cell` runs them: the names
+    a test cell forbids are resolved in it.  A cell that raises leaves what was defined
+    before it (the names it would have defined are then forbidden by name only)."""
+    namespace: dict = {"__name__": "__grader__"}
+    try:
+        for code in prelude_code(source):
+            exec(compile(code, "<notebook prelude>", "exec"), namespace)
+    except Exception:
+        pass
+    return namespace
+
+
+def forbid_rule(name: str, namespace: dict) -> dict:
+    """The rule the sandboxed verification enforces for a forbidden ``name`` as a test cell
+    writes it (``F.cross_entropy``, ``torchvision.ops.box_iou``, ``CircleLoss``).
+
+    The name is resolved in ``namespace`` (:func:`prelude_namespace`) and looked up in
+    the course's table (``cvloss_ref._forbidden``), here, in the trusted process: the
+    rule lists the torch names, kernels and Python functions that mean the built-in was
+    used, as plain data (the verification process cannot import ``cvloss_ref``), and is
+    labelled with ``name``.  A name that does not resolve is refused by its last part.
+    """
+    from cvloss_ref._forbidden import rule_for
+
+    head, *rest = name.split(".")
+    obj = namespace.get(head)
+    try:
+        for part in rest:
+            obj = getattr(obj, part)
+    except AttributeError:
+        obj = None
+    return rule_for(name if obj is None else obj, label=name).message()
+
+
 #: Seeds of successive test cells are this far apart, so that no two cells draw the same
 #: inputs (a prime, larger than the number of cases a cell draws from its seed).
 SEED_STRIDE = 7919
@@ -247,6 +311,8 @@ class _Verification:
     seed: int
     notes: list[str] = field(default_factory=list)
     current: str | None = None  # the function whose checks ran last
+    rules: dict[str, dict] = field(default_factory=dict)  # forbidden name -> its rule
+    prelude: dict | None = None  # what the notebook's locked cells define (imports)
 
     def _ensure_running(self) -> None:
         if not self.verifier.alive():
@@ -255,10 +321,21 @@ class _Verification:
             except RemoteError as error:
                 self.notes.append(f"verification could not start: {error}")
 
-    def _forbidden(self, test: TestCell) -> dict[str, list[str]]:
-        forbid: dict[str, list[str]] = {}
+    def _rules(self, names: tuple[str, ...]) -> list[dict]:
+        """The rules the verification process enforces for the names a check forbids
+        (``F.cross_entropy``): see :func:`forbid_rule`."""
+        if self.prelude is None:
+            self.prelude = prelude_namespace(self.source)
+        for name in names:
+            if name not in self.rules:
+                self.rules[name] = forbid_rule(name, self.prelude)
+        return [self.rules[name] for name in names]
+
+    def _forbidden(self, test: TestCell) -> dict[str, list[dict]]:
+        """Per function the cell checks, the rules of what its checks forbid."""
+        forbid: dict[str, list[dict]] = {}
         for check in test.checks:
-            forbid.setdefault(check.function, []).extend(n.rsplit(".", 1)[-1] for n in check.forbid)
+            forbid.setdefault(check.function, []).extend(self._rules(check.forbid))
         return forbid
 
     def rerun(self, test: TestCell, seed: int) -> Verdict:
@@ -287,8 +364,7 @@ class _Verification:
             if check.function != self.current:
                 self.current = check.function
                 self._ensure_running()
-            forbid = [name.rsplit(".", 1)[-1] for name in check.forbid]
-            fn = RemoteFunction(self.verifier, check.function, forbid)
+            fn = RemoteFunction(self.verifier, check.function, self._rules(check.forbid))
             try:
                 result = check_loss(
                     fn,
@@ -430,7 +506,7 @@ def _grade_notebook(
     solutions, test_flags = _solutions(nb, source)
     flags.extend(test_flags)
     flags.extend(_static_flags(solutions))
-    seed = secrets.randbelow(2**31 - 10**6)
+    seed = secrets.randbelow(MAX_SEED)  # drawn now: inputs no one saw before grading
     with tempfile.TemporaryDirectory(prefix="cvloss-grade-") as tmp:
         notebook_dir = Path(tmp) / "notebook"
         verify_dir = Path(tmp) / "verify"
@@ -469,12 +545,24 @@ def submissions(assignment: str) -> list[tuple[str, Path]]:
 
 
 def _save(result: SubmissionResult, source_dir: Path) -> None:
-    """Write results.json and a copy of the submitted notebooks under autograded/."""
+    """Write results.json and, for every notebook of the assignment, the notebook that
+    nbgrader's formgrader shows (:func:`grading.formgrader.review_notebook`: the graded
+    notebook with the run's outputs, the verdicts and the flags) under autograded/."""
     target = AUTOGRADED_DIR / result.student / result.assignment
     target.mkdir(parents=True, exist_ok=True)
-    for path in source_dir.glob("*.ipynb"):
-        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
-            shutil.copyfile(path, target / path.name)
+    for source in source_notebooks(result.assignment):
+        graded = result.notebooks.get(source.name)
+        submitted, _ = _read_submission(source_dir / f"{source.name}.ipynb")
+        solutions = _solutions(submitted, source)[0] if submitted is not None else {}
+        outputs = getattr(graded, "outputs", None)
+        path = target / f"{source.name}.ipynb"
+        try:
+            review = review_notebook(graded_notebook(source, solutions), result, graded, outputs)
+            write_notebook(review, path)
+        except (ValueError, UnicodeError, nbformat.ValidationError) as error:
+            # e.g. a lone surrogate in a solution cell or an output: UTF-8 cannot write it
+            problem = f"the graded notebook cannot be written ({type(error).__name__})"
+            write_notebook(placeholder_notebook(result, graded, problem), path)
     tmp = target / "results.json.tmp"
     tmp.write_text(result.to_json(), encoding="utf-8")
     os.replace(tmp, target / "results.json")

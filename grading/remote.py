@@ -280,7 +280,13 @@ def tensors_in(value) -> list[torch.Tensor]:
 
 
 class RemoteFunction:
-    """Calls ``function`` in the sandbox; usable wherever the student's function is."""
+    """Calls ``function`` in the sandbox; usable wherever the student's function is.
+
+    ``forbid`` lists what the function may not use: rules as
+    :func:`grading.autograde.forbid_rule` builds them (the torch names, kernels and
+    Python functions of each forbidden built-in), which the sandbox's ``_Forbid``
+    enforces during the call; a bare name refuses the torch function of that name.
+    """
 
     def __init__(self, verifier: Verifier, function: str, forbid=()) -> None:
         self.verifier = verifier

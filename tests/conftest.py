@@ -18,6 +18,32 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.param)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Inductor's compile cache is private to this test process.
+
+    It is machine-wide by default (``/tmp/torchinductor_<user>``): another test session, a
+    book build or a user's script compiling at the same time shares it.  The compiled-path
+    tests of tests/test_compile.py once failed with a ``CppCompileError`` in a run beside
+    other jobs and never alone; a cache of the session's own rules that interference out.
+    """
+    import os
+    import tempfile
+
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="cvloss-inductor-")
+        config.stash[_OWN_INDUCTOR_CACHE] = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    if _OWN_INDUCTOR_CACHE in config.stash:
+        shutil.rmtree(config.stash[_OWN_INDUCTOR_CACHE], ignore_errors=True)
+
+
+_OWN_INDUCTOR_CACHE = pytest.StashKey[str]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests that share an expensive fixture on one pytest-xdist worker.

@@ -244,7 +244,8 @@ def _run(course: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def _copy_course(course: Path) -> Path:
-    """A copy of the course (grading/, one assignment) in ``course``."""
+    """A copy of the course (its nbgrader configuration, grading/, one assignment) in
+    ``course``."""
     shutil.copytree(
         ROOT / "grading",
         course / "grading",
@@ -254,6 +255,7 @@ def _copy_course(course: Path) -> Path:
     )
     for folder in ("solutions", "exercises"):
         shutil.copytree(ROOT / folder / ASSIGNMENT, course / folder / ASSIGNMENT)
+    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     return course
 
 
