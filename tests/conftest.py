@@ -164,8 +164,13 @@ def _build_failure(log: str, reports) -> str:
 
     parts = []
     for report in sorted(reports.rglob("*.err.log")) if reports.is_dir() else []:
-        lines = [line for line in report.read_text(errors="replace").splitlines() if line]
-        tail = "\n    ".join(re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines[-4:])
+        text = re.sub(r"\x1b\[[0-9;]*m", "", report.read_text(errors="replace"))
+        lines = [line for line in text.splitlines() if line]
+        # The exception (an AssertionError, a CellTimeoutError, ...), then the traceback's end
+        # (for a time-out, nbclient ends with a preview of the cell instead).
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+        shown = raised[-1:] + [line for line in lines[-4:] if line not in raised[-1:]]
+        tail = "\n    ".join(shown)
         parts.append(f"{report.relative_to(reports)}: a cell failed:\n    {tail}")
     warnings = [
         line

@@ -312,3 +312,32 @@ def test_tests_sharing_a_fixture_run_on_one_worker(pytester, monkeypatch):
     )
     result.assert_outcomes(passed=12)
     assert len(log.read_text().split()) == 1, f"the fixture was created on {log.read_text()!r}"
+
+
+TIMED_OUT = """Traceback (most recent call last):
+  File "nbclient/client.py", line 856, in _async_handle_timeout
+nbclient.exceptions.CellTimeoutError: A cell timed out while it was being executed, after 300 s.
+The message was: Cell execution timed out.
+Here is a preview of the cell contents:
+-------------------
+['for name, options in runs.items():']
+...
+['    print(name)']
+-------------------
+"""
+
+
+def test_a_failed_build_names_the_exception_of_each_chapter(tmp_path):
+    """A time-out's report ends with a preview of the cell: the summary still says what
+    was raised, and in which chapter."""
+    from tests.conftest import _build_failure
+
+    (tmp_path / "gan-losses.err.log").write_text(TIMED_OUT)
+    (tmp_path / "focal-loss.err.log").write_text("Traceback\nAssertionError: no collapse\n")
+    summary = _build_failure("WARNING: something else\nprogress 50%", tmp_path)
+    assert summary.splitlines()[:2] == [
+        "focal-loss.err.log: a cell failed:",
+        "    AssertionError: no collapse",
+    ]
+    assert "gan-losses.err.log: a cell failed:\n    nbclient.exceptions.CellTimeoutError" in summary
+    assert summary.endswith("WARNING: something else")
