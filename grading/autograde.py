@@ -518,7 +518,7 @@ def _grade_notebook(
         verdicts, notes = _verify(source, solutions, verify_dir, options, seed + 1)
     flags.extend(_run_flags(run))
     flags.extend(notes)
-    out = NotebookResult(max_score=source.max_score)
+    out = NotebookResult(max_score=source.max_score, outputs=run.get("outputs", {}))
     for test in source.tests:
         verdict = verdicts.get(test.grade_id, Verdict(False))
         cell = _cell_result(test, run.get("cells", {}).get(test.grade_id), verdict)

@@ -3,9 +3,10 @@
 The formgrader renders ``autograded/<student>/<assignment>/<notebook>.ipynb`` and puts the
 gradebook's score next to each cell whose ``grade_id`` it knows.  ``autograde`` writes
 there, for every notebook of the assignment, the notebook it graded: the instructor's cells
-(hidden tests included) with the student's solution cells, the outputs of the sandboxed run,
-a Markdown cell under each test cell with the grader's verdict, and a first cell with the
-score and the flags (also kept in the notebook's metadata, ``cvloss_grading``).  A submission
+(hidden tests included) with the student's solution cells, the outputs of the sandboxed run
+(those :func:`outputs_of` keeps, when the notebook's result carries them), a Markdown cell
+under each test cell with the grader's verdict, and a first cell with the score and the flags
+(also kept in the notebook's metadata, ``cvloss_grading``).  A submission
 that could not be read gets a valid notebook that says why: the formgrader cannot render an
 invalid one, and the submitted file stays in ``submitted/``.
 

@@ -85,8 +85,10 @@ class _SaveCellsInto(SaveCells):
         """Record the cells of ``nb`` as ``SaveCells.preprocess`` does.
 
         Once a notebook has submissions nbgrader refuses to add or remove cells; the grader
-        then adds the cells that are new (their tests must be graded) and keeps the old ones
-        (their grades stay); ``nbgrader generate_assignment`` reports such a change."""
+        then adds the cells that are new (their tests must be graded) and removes the cells
+        the notebook no longer has, with their grades and comments (a removed test no longer
+        counts, in the score or in the maximum); ``nbgrader generate_assignment`` still
+        refuses such a change, as it always does."""
         self.notebook_id = resources["nbgrader"]["notebook"]
         self.assignment_id = resources["nbgrader"]["assignment"]
         self.new_grade_cells, self.new_solution_cells = {}, {}
@@ -108,6 +110,30 @@ class _SaveCellsInto(SaveCells):
         ]:
             for name, info in cells.items():
                 update(name, self.notebook_id, self.assignment_id, **info)
+        self._remove_dropped(notebook)
+
+    def _remove_dropped(self, notebook) -> None:
+        """Delete, in one transaction, the cells of ``notebook`` that the source no longer
+        has, and the submissions' grades and comments of those cells."""
+        db = self.gradebook.db
+        kept = [
+            (notebook.grade_cells, self.new_grade_cells),
+            (notebook.solution_cells, self.new_solution_cells),
+            (notebook.task_cells, self.new_task_cells),
+            (notebook.source_cells, self.new_source_cells),
+        ]
+        dropped = [cell for cells, new in kept for cell in list(cells) if cell.name not in new]
+        if not dropped:
+            return
+        try:
+            for cell in dropped:
+                for row in [*getattr(cell, "grades", []), *getattr(cell, "comments", [])]:
+                    db.delete(row)
+                db.delete(cell)
+            db.commit()
+        except Exception:
+            db.rollback()
+            raise
 
 
 def _grade(gb: Gradebook, grade_id: str, notebook: str, result: SubmissionResult) -> Grade:

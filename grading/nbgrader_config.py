@@ -2,9 +2,10 @@
 
 nbgrader reads ``nbgrader_config.py`` at the repository root (the course root), which loads
 this file; run nbgrader's own commands (``nbgrader generate_assignment``, ``nbgrader
-autograde``, ``nbgrader formgrader``, ...) from the repository root, or elsewhere with
-``--course-dir PATH``.  ``CVLOSS_GRADING_DIR`` (submissions, results, feedback, gradebook)
-and ``CVLOSS_GRADEBOOK_URL`` (the gradebook) move ``python -m grading`` and nbgrader alike.
+autograde``, ..., and ``jupyter server`` for the formgrader) from the repository root
+(``nbgrader`` also from elsewhere, with ``--course-dir PATH``).  ``CVLOSS_GRADING_DIR``
+(submissions, results, feedback, gradebook) and ``CVLOSS_GRADEBOOK_URL`` (the gradebook) move
+``python -m grading`` and nbgrader alike.
 """
 
 import sys

@@ -25,7 +25,9 @@ from .sandbox import Limits, Sandbox
 
 MAX_REPLY = 64 * 1024**2  # bytes of one reply from the sandbox
 MAX_ERROR_CHARS = 500  # of an error message from the sandbox
-LOAD_GRACE_S = 60  # on top of the call timeout, to import torch and run a solution cell
+#: Seconds on top of the call timeout to start the process (Python and torch, which take
+#: tens of seconds on a busy machine) and to run one cell.
+LOAD_GRACE_S = 120
 _HERE = Path(__file__).resolve().parent
 
 
@@ -85,7 +87,9 @@ class Verifier:
         while True:
             self._spawn()
             try:  # an empty chunk first: a process that cannot start blames no cell
-                self._request({"op": "load", "label": "", "code": ""}, timeout=LOAD_GRACE_S)
+                self._request(
+                    {"op": "load", "label": "", "code": ""}, timeout=self.timeout + LOAD_GRACE_S
+                )
             except RemoteError as error:
                 raise RemoteError(f"the verification process did not start: {error}") from None
             for label, code in self.chunks:

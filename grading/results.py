@@ -46,6 +46,9 @@ class NotebookResult:
     score: float = 0.0
     cells: list[CellResult] = field(default_factory=list)
     reason: str = ""  # set when the notebook was not graded (missing, unreadable, ...)
+    #: The notebook run's outputs that are safe to show, by cell index, for the notebook
+    #: that nbgrader's formgrader shows (grading.formgrader); not stored in results.json.
+    outputs: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> NotebookResult:
@@ -81,7 +84,10 @@ class SubmissionResult:
         return ([self.reason] if self.reason else []) + list(self.flags)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for notebook in data["notebooks"].values():
+            del notebook["outputs"]  # shown in autograded/'s notebook, not kept twice
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> SubmissionResult:

@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grading.demo import submission
@@ -375,8 +376,13 @@ def test_nothing_outside_the_course_folder_is_written_and_submissions_are_untouc
     assert batches.files_under(graded["folder"]) == expected
     for path, digest in graded["submitted"].items():
         assert _digest(path.read_bytes()) == digest
-        copy = graded["folder"] / "autograded" / path.relative_to(graded["folder"] / "submitted")
-        assert _digest(copy.read_bytes()) == digest
+        # autograded/ holds what nbgrader's formgrader shows: a valid notebook of this
+        # student's, also for the corrupt and binary submissions.
+        student = path.relative_to(graded["folder"] / "submitted").parts[0]
+        review = graded["folder"] / "autograded" / student / A01 / "information.ipynb"
+        nb = nbformat.read(str(review), as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata["cvloss_grading"]["student"] == student
     # The sandboxes' private folders are gone.
     assert batches.files_under(graded["batch"].tmp) == set()
 
