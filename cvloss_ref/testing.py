@@ -46,6 +46,7 @@ import difflib
 import inspect
 import math
 import sys
+import types
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -70,6 +71,7 @@ __all__ = [
     "assert_outputs_match",
     "check_loss",
     "loss_names",
+    "unguarded_copy",
 ]
 
 #: Per-dtype tolerances, shared by ``tests/`` and :func:`assert_loss_matches`, so that
@@ -194,6 +196,25 @@ class _KernelWatch(TorchDispatchMode):
         if label is not None:
             self.guard._hit(label, f"the kernel {op}")
         return func(*args, **(kwargs or {}))
+
+
+def unguarded_copy(function: Callable) -> Callable:
+    """``function`` under a code object of its own, which :class:`CallGuard` does not
+    take for the original: to check the harness (or an exercise) with the reference
+    itself, which the guard refuses by its code.
+
+    Example:
+        >>> import cvloss_ref
+        >>> from cvloss_ref.testing import check_loss, unguarded_copy
+        >>> check_loss(unguarded_copy(cvloss_ref.mse_loss), "mse_loss").ok
+        True
+    """
+    code = function.__code__.replace(co_name=function.__name__ + "_copy")
+    copy = types.FunctionType(
+        code, function.__globals__, code.co_name, function.__defaults__, function.__closure__
+    )
+    copy.__kwdefaults__ = function.__kwdefaults__
+    return copy
 
 
 class CallGuard(TorchFunctionMode):

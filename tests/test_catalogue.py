@@ -11,14 +11,13 @@ For every loss in the catalogue:
 from __future__ import annotations
 
 import inspect
-import types
 
 import pytest
 import torch
 
 import cvloss_ref
 from cvloss_ref._catalogue import CATALOGUE
-from cvloss_ref.testing import check_loss, loss_names
+from cvloss_ref.testing import check_loss, loss_names, unguarded_copy
 
 # Public names that are not losses with a catalogue of cases.
 NOT_CHECKED = {
@@ -36,16 +35,6 @@ NOT_CHECKED = {
 }
 
 NAMES = loss_names()
-
-
-def _copy(function):
-    """The reference under another code object: the guard only refuses the original."""
-    code = function.__code__.replace(co_name=function.__name__ + "_copy")
-    copy = types.FunctionType(
-        code, function.__globals__, code.co_name, function.__defaults__, function.__closure__
-    )
-    copy.__kwdefaults__ = function.__kwdefaults__
-    return copy
 
 
 def _map(value, fn):
@@ -88,7 +77,7 @@ def test_each_loss_has_edge_cases_and_three_mistakes(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_passes_its_own_catalogue(name):
     # How long a check takes is measured by benchmarks/harness_speed.py, not asserted.
-    result = check_loss(_copy(getattr(cvloss_ref, name)), name)
+    result = check_loss(unguarded_copy(getattr(cvloss_ref, name)), name)
     assert result.ok, result.message()
     assert not result.skipped
 

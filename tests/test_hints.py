@@ -17,7 +17,6 @@ import inspect
 import subprocess
 import sys
 import textwrap
-import types
 
 import pytest
 import torch
@@ -31,6 +30,7 @@ from cvloss_ref.testing import (
     assert_loss_matches,
     check_loss,
     loss_names,
+    unguarded_copy,
 )
 
 NAMES = loss_names()
@@ -66,20 +66,10 @@ def test_each_mistake_gets_its_own_hint_and_no_other(name, index):
 # ------------------------------------------------------------------ conventions
 
 
-def _copy(function):
-    """The reference under another code object: the guard only refuses the original."""
-    code = function.__code__.replace(co_name=function.__name__ + "_copy")
-    copy = types.FunctionType(
-        code, function.__globals__, code.co_name, function.__defaults__, function.__closure__
-    )
-    copy.__kwdefaults__ = function.__kwdefaults__
-    return copy
-
-
 def _nan_mean_over_nothing(name):
     """The reference, except that a mean over no element is 0/0 = NaN, as ``.mean()``
     of an empty tensor gives in PyTorch."""
-    reference = _copy(getattr(cvloss_ref, name))
+    reference = unguarded_copy(getattr(cvloss_ref, name))
 
     def nan_mean(*args, **kwargs):
         if kwargs.get("reduction", "mean") == "mean":
