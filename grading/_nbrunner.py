@@ -6,9 +6,16 @@ what it found).  For every test cell it records the kernel's ``execute_reply`` s
 not the displayed traceback (replacing IPython's traceback display changes nothing), and
 a short error text.  A kernel that dies is restarted: the cells that had succeeded
 before are run again and grading goes on with the next test cell.  After a timeout the
-other test cells of the same function are skipped.  Outputs are capped.  The executed
-notebook is written to ``executed.ipynb`` along with ``result.json`` (the grader takes only
-its outputs, see :func:`grading.formgrader.outputs_of`).
+other test cells of the same function are skipped.  The executed notebook is written to
+``executed.ipynb`` along with ``result.json`` (the grader takes only its outputs, see
+:func:`grading.formgrader.outputs_of`).
+
+Output is truncated, never fatal: the kernel drops, cheaply, what a cell prints beyond
+:data:`CELL_OUTPUT_CHARS` (so that a flood neither slows the cell into its time limit nor
+fills memory), and this runner keeps :data:`OUTPUT_CAP` characters of output per notebook;
+a cell whose output was cut ends with :data:`TRUNCATED_NOTE`, and ``result.json`` says
+which cells were cut (``output_truncated``, ``truncated_cells``) and how much was dropped
+(``output_dropped``, in characters, of what reached this runner).
 """
 
 from __future__ import annotations
@@ -16,33 +23,156 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass, field
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 OUTPUT_CAP = 200_000  # characters of output kept per notebook
+#: Characters a cell may print (stdout and stderr) before the kernel drops the rest: no
+#: more than the notebook keeps anyway.
+CELL_OUTPUT_CHARS = OUTPUT_CAP
+#: What a cell whose output was cut shows last (the kernel's note and this runner's).
+TRUNCATED_NOTE = "[output truncated by the grader: the rest of this cell's output was dropped]"
+#: The file, next to this script, of the code that caps the output in the kernel.
+KERNEL_CAP_FILE = "_output_cap.py"
+
+#: Run in the kernel at start-up (IPython's ``exec_files``): around each cell, wraps
+#: ``write`` of the kernel's stdout and stderr (outermost, so that IPython's own copy of
+#: the output, kept in memory for its history, gets no more either) so that what the cell
+#: prints beyond a budget is dropped where it is printed, with a note, instead of being
+#: sent to this runner.
+_KERNEL_CAP_CODE = """
+def _cvloss_cap_output(limit, note):
+    import sys
+
+    left = [limit]  # characters this cell may still print; -1 once it was cut
+
+    def capped(write):
+        def capped_write(text):
+            if not isinstance(text, str) or len(text) <= left[0]:
+                left[0] -= len(text) if isinstance(text, str) else 0
+                return write(text)
+            if left[0] >= 0:
+                write(text[: left[0]] + "\\n" + note + "\\n")
+                left[0] = -1
+            return len(text)
+
+        capped_write.cvloss_inner = write
+        return capped_write
+
+    def wrap(*args, **kwargs):
+        left[0] = limit
+        for stream in (sys.stdout, sys.stderr):
+            if not hasattr(stream.write, "cvloss_inner"):
+                stream.write = capped(stream.write)
+
+    def unwrap(*args, **kwargs):
+        for stream in (sys.stdout, sys.stderr):
+            inner = getattr(stream.write, "cvloss_inner", None)
+            if inner is not None:
+                stream.write = inner
+
+    get_ipython().events.register("pre_run_cell", wrap)
+    get_ipython().events.register("post_run_cell", unwrap)
+
+
+_cvloss_cap_output(LIMIT, NOTE)
+del _cvloss_cap_output
+"""
+
+
+def _write_kernel_cap() -> str:
+    """Write the kernel's output cap (:data:`_KERNEL_CAP_CODE`) next to this script; its
+    absolute path."""
+    code = _KERNEL_CAP_CODE.replace("LIMIT", str(CELL_OUTPUT_CHARS))
+    code = code.replace("NOTE", repr(TRUNCATED_NOTE))
+    path = os.path.abspath(KERNEL_CAP_FILE)
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(code)
+    return path
+
+
+@dataclass
+class _OutputBudget:
+    """The output this run keeps, over every kernel (it outlives restarts)."""
+
+    limit: int = OUTPUT_CAP
+    kept: int = 0  # characters kept
+    dropped: int = 0  # characters that reached this runner and were dropped
+    cells: set[int] = field(default_factory=set)  # indices of the cells whose output was cut
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.kept)
+
+
+def _size(content: dict) -> int:
+    """The characters an output message counts for: its text for a stream, else its JSON."""
+    text = content.get("text")
+    if isinstance(text, str):
+        return len(text)
+    return len(json.dumps(content, default=str))
 
 
 class _Client(NotebookClient):
-    kept = 0
-    truncated = False
     last_reply: dict | None = None
+    budget: _OutputBudget
 
     async def _check_raise_for_error(self, cell, cell_index, exec_reply):
         self.last_reply = exec_reply
 
+    def _cut(self, outs, cell_index: int, dropped: int) -> None:
+        """Record that ``dropped`` characters of the cell's output were dropped, and end
+        its outputs with the note (once per cell)."""
+        self.budget.dropped += dropped
+        if cell_index not in self.budget.cells:
+            self.budget.cells.add(cell_index)
+            note = nbformat.v4.new_output("stream", name="stderr", text=TRUNCATED_NOTE + "\n")
+            outs.append(note)
+
     def output(self, outs, msg, display_id, cell_index):
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        if self.kept + size > OUTPUT_CAP:
-            self.truncated = True
+        content = msg.get("content", {})
+        size = _size(content)
+        if msg.get("msg_type") == "stream" and TRUNCATED_NOTE in str(content.get("text", "")):
+            self.budget.cells.add(cell_index)  # the kernel cut it, and wrote the note
+        if size <= self.budget.left:
+            self.budget.kept += size
+            return super().output(outs, msg, display_id, cell_index)
+        out = None
+        if msg.get("msg_type") == "stream" and self.budget.left:  # keep its beginning
+            kept = self.budget.left
+            content["text"] = content["text"][:kept]
+            self.budget.kept += kept
+            size -= kept
+            out = super().output(outs, msg, display_id, cell_index)
+        self._cut(outs, cell_index, size)
+        return out
+
+    def _update_display_id(self, display_id, msg):
+        """A display updated with more than the budget left is not updated."""
+        size = _size(msg.get("content", {}))
+        if size > self.budget.left:
+            self.budget.dropped += size
             return None
-        self.kept += size
-        return super().output(outs, msg, display_id, cell_index)
+        self.budget.kept += size
+        return super()._update_display_id(display_id, msg)
 
 
 def _short(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _record_output(result: dict, budget: _OutputBudget, nb) -> None:
+    """What was cut, in ``result``: whether, which cells (by grade_id, else ``cell N``)
+    and how many characters were dropped here."""
+    result["output_truncated"] = bool(budget.cells)
+    result["truncated_cells"] = [
+        nb.cells[index].get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index}"
+        for index in sorted(budget.cells)
+    ]
+    result["output_dropped"] = budget.dropped
 
 
 def main() -> None:
@@ -51,6 +181,8 @@ def main() -> None:
     timeout = float(job["timeout"])
     tests: dict = job["tests"]  # grade_id -> function
     result = {"cells": {}, "restarts": 0, "output_truncated": False, "finished": False}
+    budget = _OutputBudget()
+    kernel_cap = _write_kernel_cap()
 
     def save() -> None:
         with open("result.tmp", "w", encoding="utf-8") as file:
@@ -67,8 +199,14 @@ def main() -> None:
     def start():
         nonlocal client, context
         client = _Client(
-            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=False
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=True,
+            record_timing=False,
+            extra_arguments=[f"--IPKernelApp.exec_files={kernel_cap}"],
         )
+        client.budget = budget
         context = client.setup_kernel()
         context.__enter__()
         for index in succeeded:
@@ -125,7 +263,7 @@ def main() -> None:
             result["cells"][grade_id] = {"status": status, "error": _short(error)}
         elif status == "ok":
             succeeded.append(index)
-        result["output_truncated"] = client.truncated
+        _record_output(result, budget, nb)
         save()
     stop()
     result["finished"] = True

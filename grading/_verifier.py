@@ -2,8 +2,10 @@
 
 This script imports only torch and the standard library; the sandbox it runs in cannot
 see ``cvloss_ref``.  It speaks a tiny protocol on its stdin/stdout (the student's
-prints go to stderr): each message is an 8-byte big-endian length and a ``torch.save``
-payload of plain containers and tensors.
+prints go to stderr, a pipe that the grader drains into a log; beyond ``CVLOSS_PRINT_CAP``
+characters they are dropped here, cheaply, so that printing a lot is neither an error nor
+slow): each message is an 8-byte big-endian length and a
+``torch.save`` payload of plain containers and tensors.
 
 * ``{"op": "load", "label", "code"}``: execute one chunk, the instructor's support code
   or a student's solution cell (labelled by its grade_id); the reply's ``error`` says
@@ -37,6 +39,56 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 _MAGIC = re.compile(r"^\s*[%!]")
+#: The environment variable that says how many characters of the student's prints reach
+#: the log (the grader keeps as many bytes of it); the default if it is not set.
+PRINT_CAP_VARIABLE = "CVLOSS_PRINT_CAP"
+DEFAULT_PRINT_CAP = 1024**2
+#: Written once to the log where the student's prints were cut.
+TRUNCATED_NOTE = "[output truncated by the grader: the rest of what your code printed was dropped]"
+
+
+class _CappedOutput(io.TextIOBase):
+    """The student's stdout and stderr: the first ``limit`` characters printed go to
+    ``stream`` (the log), then :data:`TRUNCATED_NOTE`, and the rest is dropped here, so
+    that a flood costs neither an error nor the time to write it."""
+
+    def __init__(self, stream, limit: int) -> None:
+        super().__init__()
+        self.stream = stream
+        self.left = limit  # characters that may still be written; -1 once cut
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if len(text) <= self.left:
+            self.left -= len(text)
+            return self.stream.write(text)
+        if self.left >= 0:
+            self.stream.write(text[: self.left] + "\n" + TRUNCATED_NOTE + "\n")
+            self.stream.flush()
+            self.left = -1
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self.stream.encoding
+
+
+def _print_cap() -> int:
+    """Characters of the student's prints that reach the log (see :data:`PRINT_CAP_VARIABLE`)."""
+    try:
+        return int(os.environ.get(PRINT_CAP_VARIABLE, DEFAULT_PRINT_CAP))
+    except ValueError:
+        return DEFAULT_PRINT_CAP
 
 
 def _canonical(name: str) -> str:
@@ -205,7 +257,7 @@ def main() -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)  # the student's prints go to the log, never into the protocol
-    sys.stdout = sys.stderr
+    sys.stdout = sys.stderr = _CappedOutput(sys.stderr, _print_cap())
     torch.set_num_threads(1)
 
     def read_exactly(n: int) -> bytes:

@@ -50,6 +50,7 @@ from .results import (
     FAILED,
     NOT_GRADED,
     NOT_RUN,
+    OUTPUT_TRUNCATED,
     PASSED,
     CellResult,
     NotebookResult,
@@ -64,6 +65,7 @@ MAX_SEED = 2**31 - 10**6
 #: The label of the instructor's support code among the chunks the verifier loads.
 SUPPORT_CODE = "(the notebook's own code)"
 TABLE_FLAGS_WIDTH = 90  # characters of flags shown per row of `table`
+TRUNCATED_CELLS_SHOWN = 5  # cells named in the flag about a notebook run's cut output
 _HERE = Path(__file__).resolve().parent
 
 
@@ -178,7 +180,8 @@ def graded_notebook(source: SourceNotebook, solutions: dict[str, str]) -> nbform
 def _run_notebook(source, solutions, private: Path, options: Options, seed: int) -> dict:
     """Execute the graded notebook in a sandbox (``_nbrunner.py``); returns what the run
     reported (``cells``: each test cell's status, ``restarts``, ...), whether it was
-    ``killed``, and ``outputs``: the executed notebook's outputs that are safe to show in
+    ``killed``, ``log_dropped`` (bytes of its log beyond ``Limits.log_bytes``), and
+    ``outputs``: the executed notebook's outputs that are safe to show in
     the formgrader, by cell index (:func:`grading.formgrader.outputs_of`)."""
     nb = graded_notebook(source, solutions)
     nbformat.write(nb, str(private / "graded.ipynb"))
@@ -210,6 +213,7 @@ def _run_notebook(source, solutions, private: Path, options: Options, seed: int)
     except (OSError, ValueError):
         pass
     result["outputs"] = _executed_outputs(private / "executed.ipynb", nb)
+    result["log_dropped"] = sandbox.log_dropped
     result["killed"] = code is None
     result["exit_code"] = code
     return result
@@ -420,7 +424,17 @@ def _verify(source, solutions, private: Path, options: Options, seed: int):
             verification.notes.append("solution cells raised: " + "; ".join(raised[:3]))
     finally:
         verifier.close()
+    if verifier.output_dropped:
+        verification.notes.append(
+            f"{OUTPUT_TRUNCATED} in the verification: it keeps "
+            f"{_size(verifier.limits.log_bytes)} of what the functions print, and drops the rest"
+        )
     return verdicts, verification.notes
+
+
+def _size(n: int) -> str:
+    """``n`` bytes, for a person (``1.0 MiB``)."""
+    return f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n / 1024:.1f} KiB"
 
 
 def grade_submission(
@@ -464,8 +478,30 @@ def _run_flags(run: dict) -> list[str]:
         flags.append("notebook run stopped at the time limit")
     if run.get("restarts"):
         flags.append(f"kernel restarted {run['restarts']} time(s)")
+    flags.extend(_truncation_flags(run))
+    return flags
+
+
+def _truncation_flags(run: dict) -> list[str]:
+    """What the notebook run cut of the output (see ``_nbrunner.py``): the cells whose
+    output was cut, and its log's bytes dropped.  Truncated output costs no points."""
+    from ._nbrunner import CELL_OUTPUT_CHARS, OUTPUT_CAP
+
+    flags = []
     if run.get("output_truncated"):
-        flags.append("output truncated")
+        cells = [str(c) for c in run.get("truncated_cells") or []]
+        named = ", ".join(cells[:TRUNCATED_CELLS_SHOWN])
+        if len(cells) > TRUNCATED_CELLS_SHOWN:
+            named += f" and {len(cells) - TRUNCATED_CELLS_SHOWN} more"
+        flags.append(
+            f"{OUTPUT_TRUNCATED} in the notebook run ({named or 'some cells'}): it keeps "
+            f"{CELL_OUTPUT_CHARS:,} characters of output per cell and {OUTPUT_CAP:,} in all, "
+            "and drops the rest"
+        )
+    if run.get("log_dropped"):
+        flags.append(
+            f"{OUTPUT_TRUNCATED} in the notebook run's log: {_size(run['log_dropped'])} dropped"
+        )
     return flags
 
 

@@ -6,7 +6,7 @@ autograde ASSIGNMENT          grade grading/submitted/*/ASSIGNMENT/ in sandboxes
 feedback ASSIGNMENT           write HTML feedback to grading/feedback/
 collect ASSIGNMENT SOURCE     import a zip or folder of LMS downloads into grading/submitted/
 export [--output grades.csv]  every submission's score as CSV
-report ASSIGNMENT             list the flagged submissions
+report ASSIGNMENT             list the flagged submissions and possible copies
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ import os
 import sys
 from pathlib import Path
 
-from .course import AUTOGRADED_DIR, ROOT, existing_assignments
+from .course import AUTOGRADED_DIR, ROOT, SUBMITTED_DIR, WORK_DIR, existing_assignments
 from .results import SubmissionResult
+from .similarity import THRESHOLD, find_copies
+
+#: Where ``report`` writes its side-by-side pages: <grading folder>/similarity/<assignment>/.
+SIMILARITY_FOLDER = "similarity"
+#: The line that starts ``report``'s copy flags (after the grading flags).
+COPIES_HEADING = "possible copies"
 
 
 def _assignment(name: str) -> str:
@@ -99,7 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, default=Path("grades.csv"))
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("report", help="list flagged submissions of an assignment")
+    p = sub.add_parser(
+        "report",
+        help="list flagged submissions of an assignment, then possible copies",
+        description="List the submissions that grading flagged (results.json), then the "
+        "solution cells that share most of their token fingerprints (identifiers and "
+        "literals normalised, comments and the released stub ignored) with cvloss_ref's "
+        "source, the instructor's solution or another student's: the pair, the function, "
+        "the share of fingerprints found in the other (both ways for two students; flagged "
+        f"from {THRESHOLD:g}, see grading/similarity.py for the measured values) and a "
+        "side-by-side HTML page in <grading folder>/similarity/ASSIGNMENT/. Reads "
+        "grading/submitted/ (no autograde needed); unreadable notebooks are listed, not "
+        "compared. Flags never change a score.",
+    )
     p.add_argument("assignment", type=_assignment)
     p.set_defaults(func=_report)
     return parser
@@ -229,14 +247,35 @@ def _report(args: argparse.Namespace) -> int:
     flagged = [r for r in _results(args.assignment) if r.notes]
     if not flagged:
         print(f"no flagged submissions for {args.assignment}")
-        return 0
     for r in flagged:
         print(f"{r.student}: {r.score:g}/{r.max_score:g}")
         if r.reason:
             print(f"  not graded: {r.reason}")
         for flag in r.flags:
             print(f"  {flag}")
+    _report_copies(args.assignment)
     return 0
+
+
+def _report_copies(assignment: str) -> None:
+    """The solution cells that are near-copies (grading.similarity) of cvloss_ref's source,
+    the instructor's solution or another student's, each with a side-by-side page under
+    similarity/<assignment>/; nothing when nothing was submitted.  Scores are not touched."""
+    pages = WORK_DIR / SIMILARITY_FOLDER / assignment
+    for stale in pages.glob("*.html") if pages.is_dir() else []:
+        stale.unlink()
+    found = find_copies(assignment, SUBMITTED_DIR, pages)
+    if not found.students and not found.skipped:
+        return
+    if not found.flags:
+        print(f"{COPIES_HEADING}: none among {found.students} submissions (score < {THRESHOLD:g})")
+    else:
+        print(f"{COPIES_HEADING} (score >= {THRESHOLD:g}; flags never change a score):")
+    for flag in found.flags:
+        print(f"  {flag.line()}")
+        print(f"    side by side: {_shown(flag.page)}")
+    for note in found.skipped:
+        print(f"  not compared: {note}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,9 @@
 
 The page lists every test cell with its points, whether it passed and the teaching
 message of ``cvloss_ref.testing`` (from the trusted verification), and the student's own
-solution code.  It never shows the source of a test cell: hidden tests stay hidden
-(nbgrader's own feedback shows them, nbgrader issues 917 and 1363).  Everything is
-HTML-escaped.
+solution code, with a note when the grader cut what the code printed.  It never shows the
+source of a test cell: hidden tests stay hidden (nbgrader's own feedback shows them,
+nbgrader issues 917 and 1363).  Everything is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -16,19 +16,33 @@ import nbformat
 
 from .course import AUTOGRADED_DIR, FEEDBACK_DIR
 from .notebooks import nbgrader_meta, source_notebooks
-from .results import NotebookResult, SubmissionResult
+from .results import OUTPUT_TRUNCATED, NotebookResult, SubmissionResult
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; }
 table { border-collapse: collapse; width: 100%; }
 td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }
-.passed { color: #1a7f37; } .failed { color: #cf222e; }
+.passed { color: #1a7f37; } .failed { color: #cf222e; } .note { color: #9a6700; }
 pre { background: #f6f8fa; padding: .5rem; white-space: pre-wrap; }
 """
 
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _truncation_note(result: SubmissionResult) -> list[str]:
+    """The note that tells the student their output was cut, with the grader's flags about
+    it (none: no note)."""
+    flags = [f for f in result.flags if f.startswith(OUTPUT_TRUNCATED)]
+    if not flags:
+        return []
+    items = "".join(f"<li>{_e(flag)}</li>" for flag in flags)
+    return [
+        "<p class=note>Your code printed more than the grader keeps: the rest of its output "
+        "was dropped (this costs no points).</p>",
+        f"<ul class=note>{items}</ul>",
+    ]
 
 
 def render(result: SubmissionResult, notebook: str, student_code: dict[str, str]) -> str:
@@ -44,6 +58,7 @@ def render(result: SubmissionResult, notebook: str, student_code: dict[str, str]
     ]
     if graded.reason:
         parts.append(f"<p class=failed>Not graded: {_e(graded.reason)}</p>")
+    parts += _truncation_note(result)
     parts.append("<table><tr><th>test</th><th>points</th><th>result</th></tr>")
     for cell in graded.cells:
         kind = " (hidden test)" if cell.hidden else ""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ._verifier import PRINT_CAP_VARIABLE
 from .sandbox import Limits, Sandbox
 
 MAX_REPLY = 64 * 1024**2  # bytes of one reply from the sandbox
@@ -42,7 +43,10 @@ class Verifier:
     solution cell (labelled by its grade_id), loaded one at a time.  A chunk that raises
     is recorded in :attr:`load_errors` (label -> the error, with its line); one that ends
     the process (``os._exit``, a crash) is recorded too and left out when the process is
-    started again, so that it costs only its own function.
+    started again, so that it costs only its own function.  What the student's code prints
+    goes to the process's log, truncated at ``Limits.log_bytes`` (in the process, and by
+    :class:`grading.sandbox.LogPump`); :attr:`output_dropped` counts the bytes of the log
+    dropped, over every process started (not 0 whenever the output was cut).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Verifier:
         self.load_errors: dict[str, str] = {}
         self.dead_reason: str | None = None
         self._ends_process: set[str] = set()  # labels of chunks that ended the process
+        self._dropped_before = 0  # output dropped by the processes closed so far
 
     # ------------------------------------------------------------------ process
     def _spawn(self) -> None:
@@ -78,6 +83,7 @@ class Verifier:
             unsafe=self.unsafe,
             limits=self.limits,
             stderr_path=self.private_dir / "verifier.log",
+            env={PRINT_CAP_VARIABLE: str(self.limits.log_bytes)},
         )
         self.sandbox.start(pipes=True)
         self.dead_reason = None
@@ -118,9 +124,17 @@ class Verifier:
             and self.dead_reason is None
         )
 
+    @property
+    def output_dropped(self) -> int:
+        """Bytes of printed output dropped from the log (beyond ``Limits.log_bytes`` per
+        process), by every process started so far."""
+        current = self.sandbox.log_dropped if self.sandbox is not None else 0
+        return self._dropped_before + current
+
     def close(self) -> None:
         if self.sandbox is not None:
             self.sandbox.kill()
+            self._dropped_before += self.sandbox.log_dropped
             self.sandbox = None
 
     def _die(self, reason: str) -> RemoteError:

@@ -17,6 +17,9 @@ PASSED = "passed"
 FAILED = "failed"
 NOT_RUN = "not run"  # the notebook run ended before the cell
 NOT_GRADED = "not graded"  # the notebook could not be read at all
+#: How every flag about output that the grader cut begins (printing a lot costs no points;
+#: the feedback page tells the student, the formgrader shows the flag).
+OUTPUT_TRUNCATED = "output truncated"
 
 
 @dataclass

@@ -9,7 +9,11 @@ mounted back, read-only); it can write only to its private directory (mounted at
 PID, IPC and UTS namespaces, and runs under an unprivileged user id of its own so that
 the process limit applies.  Limits (``setrlimit`` before ``exec``): address space, CPU
 time, file size (which bounds outputs written to files and pipes' log files), number of
-processes, no core dumps.  A wall-clock timeout kills the whole sandbox:
+processes, no core dumps.  A process's stderr is not a file it writes but a pipe that the
+grader drains (:class:`LogPump`): the first ``Limits.log_bytes`` go to its log, the rest is
+read and dropped, so that printing a lot neither fills the disk nor stalls the process nor
+hits the file size limit (which raises ``OSError: File too large`` in the process that
+writes past it).  A wall-clock timeout kills the whole sandbox:
 ``--die-with-parent`` plus the PID namespace mean that nothing it started outlives it.
 """
 
@@ -21,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +45,53 @@ class Limits:
     file_bytes: int = 64 * 1024**2  # largest file a sandboxed process may write
     processes: int = 256  # tasks (processes and threads) of the sandbox's user id
     tmp_bytes: int = 256 * 1024**2  # size of the private /tmp
+    log_bytes: int = 1024**2  # of a process's stderr kept in its log (the rest is dropped)
+
+
+#: Bytes the log pump reads at a time.
+LOG_CHUNK_BYTES = 64 * 1024
+#: Seconds to wait for the log pump to read what a process left in its pipe once it ended.
+LOG_DRAIN_S = 10
 
 
 class SandboxUnavailable(RuntimeError):
     pass
+
+
+class LogPump(threading.Thread):
+    """Drains a sandboxed process's stderr pipe (in the grader): the first ``limit`` bytes
+    go to the log file at ``path``, the rest is read and counted in :attr:`dropped`.
+
+    The process therefore never blocks on a full pipe and never writes a file itself, so
+    that its output, however large, is truncated rather than fatal, and the disk holds at
+    most ``limit`` bytes of it.  The thread ends when every writer has closed the pipe.
+    """
+
+    def __init__(self, pipe, path: Path, limit: int) -> None:
+        super().__init__(name=f"log pump {Path(path).name}", daemon=True)
+        self.pipe = pipe
+        self.path = Path(path)
+        self.limit = limit
+        self.kept = 0
+        self.dropped = 0
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        try:
+            with open(self.path, "wb") as log:
+                while chunk := os.read(fd, LOG_CHUNK_BYTES):
+                    keep = max(0, min(len(chunk), self.limit - self.kept))
+                    if keep:
+                        log.write(chunk[:keep])
+                    self.kept += keep
+                    self.dropped += len(chunk) - keep
+        except (OSError, ValueError):  # the pipe was closed under us: nothing more to read
+            pass
+        finally:
+            try:
+                self.pipe.close()
+            except OSError:
+                pass
 
 
 def bwrap_works() -> bool:
@@ -188,9 +236,15 @@ class Sandbox:
             self.argv = bwrap_command(argv, self.private_dir, uid, list(expose), limits, self.env)
         self.stderr_path = stderr_path
         self.proc: subprocess.Popen | None = None
+        self.log: LogPump | None = None
+
+    @property
+    def log_dropped(self) -> int:
+        """Bytes of the process's stderr dropped beyond ``Limits.log_bytes`` (so far)."""
+        return self.log.dropped if self.log is not None else 0
 
     def start(self, pipes: bool = False) -> subprocess.Popen:
-        stderr = open(self.stderr_path, "wb") if self.stderr_path else subprocess.DEVNULL
+        stderr = subprocess.PIPE if self.stderr_path else subprocess.DEVNULL
         env = dict(os.environ)
         if self.unsafe:
             env.update(HOME=str(self.private_dir), OMP_NUM_THREADS="1", **self.env)
@@ -204,18 +258,26 @@ class Sandbox:
             preexec_fn=_limit(self.limits, not self.unsafe),
             start_new_session=True,
         )
-        if stderr is not subprocess.DEVNULL:
-            stderr.close()
+        if self.stderr_path:
+            self.log = LogPump(self.proc.stderr, self.stderr_path, self.limits.log_bytes)
+            self.log.start()
         return self.proc
+
+    def _drain_log(self) -> None:
+        """Let the log pump read what the ended process left in its pipe."""
+        if self.log is not None:
+            self.log.join(timeout=LOG_DRAIN_S)
 
     def wait(self, timeout: float) -> int | None:
         """The exit status, or None after killing it at the timeout."""
         assert self.proc is not None
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        self._drain_log()
+        return code
 
     def kill(self) -> None:
         if self.proc is None:
@@ -228,6 +290,7 @@ class Sandbox:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
+        self._drain_log()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 try:

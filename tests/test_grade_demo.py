@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from grading.cli import COPIES_HEADING
 from grading.notebooks import source_notebooks
 from grading.sandbox import bwrap_works
 from tests import _grading_batch as batches
@@ -130,6 +131,13 @@ def test_grade_demo_reports_the_flagged_students_and_why(demo):
     """`python -m grading report`, as the recipe runs it: carol (the notebook and the
     verification disagree on her hinge loss) and dave (not a notebook), no one else."""
     report = _section(demo.run.stdout, "report")
+    # The copy flags come last (tests/test_similarity.py); the demo's answers are the
+    # instructor's solutions, so each one is flagged against it.
+    copies = next(i for i, line in enumerate(report) if line.startswith(COPIES_HEADING))
+    report, copies = report[:copies], report[copies:]
+    assert "  hinge_loss: alice ~ instructor solution: 1.00" not in copies  # one line: too short
+    assert "  sigmoid_focal_loss: alice ~ instructor solution: 1.00" in copies, copies
+    assert any(line.startswith("  not compared: dave: ") for line in copies), copies
     blocks: dict[str, list[str]] = {}
     for line in report:
         if line.startswith("  "):

@@ -26,7 +26,7 @@ from grading.notebooks import (
     parse_checks,
     source_notebooks,
 )
-from grading.results import FAILED, CellResult, NotebookResult, SubmissionResult
+from grading.results import FAILED, PASSED, CellResult, NotebookResult, SubmissionResult
 from tests import _grading_verdicts as verdicts
 
 ASSIGNMENTS = ["a01_information", "a02_classification"]
@@ -347,17 +347,20 @@ def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypa
     url = f"sqlite:///{tmp_path / 'gb.db'}"
     sources = source_notebooks("a01_information")
     tests = sources[0].tests
-    result = {
-        "student": "alice",
-        "assignment": "a01_information",
-        "notebooks": {
-            "information": {
-                "cells": [
-                    {"grade_id": t.grade_id, "points": t.points, "message": ""} for t in tests
-                ]
-            }
-        },
-    }
+
+    def graded(student: str, lost: str = "") -> SubmissionResult:
+        """Every test cell earned its points but those of function ``lost``."""
+        result = SubmissionResult(student, "a01_information", max_score=16.0)
+        cells = []
+        for t in tests:
+            passed = not (lost and t.grade_id.startswith(f"test_{lost}_"))
+            points = t.points if passed else 0.0
+            status = PASSED if passed else FAILED
+            cells.append(CellResult(t.grade_id, t.description, t.hidden, points, t.points, status))
+        result.add("information", NotebookResult(16.0, sum(c.points for c in cells), cells))
+        return result
+
+    result = graded("alice")
     gradebook.record(result, sources, url)
     gradebook.record(result, sources, url)  # idempotent
     (row,) = gradebook.scores(url)
@@ -371,6 +374,7 @@ def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypa
     # report reads the autograded results: one clean, one flagged, one not graded.
     autograded = tmp_path / "autograded"
     monkeypatch.setattr(cli, "AUTOGRADED_DIR", autograded)
+    monkeypatch.setattr(cli, "SUBMITTED_DIR", tmp_path / "submitted")  # no copies to compare
     results = {
         "alice": {"score": 16.0, "flags": [], "reason": ""},
         "mallory": {
@@ -385,11 +389,7 @@ def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypa
         folder.mkdir(parents=True)
         data = {"student": student, "assignment": "a01_information", "max_score": 16.0, **fields}
         (folder / "results.json").write_text(json.dumps(data))
-    mallory = dict(result, student="mallory")
-    mallory["notebooks"]["information"]["cells"] = [
-        {"grade_id": t.grade_id, "points": 0 if t.grade_id.startswith("test_entropy") else t.points}
-        for t in tests
-    ]
+    mallory = graded("mallory", lost="entropy")
     gradebook.record(mallory, sources, url)
     capsys.readouterr()
     assert cli.main(["report", "a01_information"]) == 0
