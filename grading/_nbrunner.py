@@ -30,9 +30,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 OUTPUT_CAP = 200_000  # characters of output kept per notebook
-#: Characters a cell may print (stdout and stderr) before the kernel drops the rest: no
-#: more than the notebook keeps anyway.
-CELL_OUTPUT_CHARS = OUTPUT_CAP
+#: Characters a cell may print (stdout and stderr) before the kernel drops the rest (a
+#: fraction of the notebook's, so that one flood leaves room for the other cells' output).
+CELL_OUTPUT_CHARS = OUTPUT_CAP // 4
 #: What a cell whose output was cut shows last (the kernel's note and this runner's).
 TRUNCATED_NOTE = "[output truncated by the grader: the rest of this cell's output was dropped]"
 #: The file, next to this script, of the code that caps the output in the kernel.
@@ -102,6 +102,7 @@ class _OutputBudget:
     kept: int = 0  # characters kept
     dropped: int = 0  # characters that reached this runner and were dropped
     cells: set[int] = field(default_factory=set)  # indices of the cells whose output was cut
+    noted: set[int] = field(default_factory=set)  # those whose kept output ends with the note
 
     @property
     def left(self) -> int:
@@ -123,30 +124,41 @@ class _Client(NotebookClient):
     async def _check_raise_for_error(self, cell, cell_index, exec_reply):
         self.last_reply = exec_reply
 
+    def run(self, cell, cell_index: int) -> None:
+        """Execute the cell (its outputs start empty: a cut one gets its note again)."""
+        self.budget.noted.discard(cell_index)
+        self.execute_cell(cell, cell_index)
+
     def _cut(self, outs, cell_index: int, dropped: int) -> None:
         """Record that ``dropped`` characters of the cell's output were dropped, and end
         its outputs with the note (once per cell)."""
         self.budget.dropped += dropped
-        if cell_index not in self.budget.cells:
-            self.budget.cells.add(cell_index)
+        self.budget.cells.add(cell_index)
+        if cell_index not in self.budget.noted:
+            self.budget.noted.add(cell_index)
             note = nbformat.v4.new_output("stream", name="stderr", text=TRUNCATED_NOTE + "\n")
             outs.append(note)
+
+    def _keep(self, outs, msg, display_id, cell_index, size: int):
+        """Keep an output of ``size`` characters (its stream text may end with the
+        kernel's note: then the kernel cut the cell)."""
+        self.budget.kept += size
+        if TRUNCATED_NOTE in str(msg["content"].get("text", "")):
+            self.budget.cells.add(cell_index)
+            self.budget.noted.add(cell_index)
+        return super().output(outs, msg, display_id, cell_index)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
         size = _size(content)
-        if msg.get("msg_type") == "stream" and TRUNCATED_NOTE in str(content.get("text", "")):
-            self.budget.cells.add(cell_index)  # the kernel cut it, and wrote the note
         if size <= self.budget.left:
-            self.budget.kept += size
-            return super().output(outs, msg, display_id, cell_index)
+            return self._keep(outs, msg, display_id, cell_index, size)
         out = None
         if msg.get("msg_type") == "stream" and self.budget.left:  # keep its beginning
             kept = self.budget.left
             content["text"] = content["text"][:kept]
-            self.budget.kept += kept
+            out = self._keep(outs, msg, display_id, cell_index, kept)
             size -= kept
-            out = super().output(outs, msg, display_id, cell_index)
         self._cut(outs, cell_index, size)
         return out
 
@@ -211,7 +223,7 @@ def main() -> None:
         context.__enter__()
         for index in succeeded:
             try:
-                client.execute_cell(nb.cells[index], index)
+                client.run(nb.cells[index], index)
             except Exception:
                 pass
 
@@ -240,7 +252,7 @@ def main() -> None:
         client.last_reply = None
         status, error = "ok", ""
         try:
-            client.execute_cell(cell, index)
+            client.run(cell, index)
             reply = (client.last_reply or {}).get("content", {})
             if reply.get("status") != "ok":
                 status = "error"

@@ -8,8 +8,8 @@ mounted back, read-only); it can write only to its private directory (mounted at
 ``/tmp``; it has no network (its own network namespace holds only a loopback), its own
 PID, IPC and UTS namespaces, and runs under an unprivileged user id of its own so that
 the process limit applies.  Limits (``setrlimit`` before ``exec``): address space, CPU
-time, file size (which bounds outputs written to files and pipes' log files), number of
-processes, no core dumps.  A process's stderr is not a file it writes but a pipe that the
+time, file size (which bounds the files it writes), number of processes, no core
+dumps.  A process's stderr is not a file it writes but a pipe that the
 grader drains (:class:`LogPump`): the first ``Limits.log_bytes`` go to its log, the rest is
 read and dropped, so that printing a lot neither fills the disk nor stalls the process nor
 hits the file size limit (which raises ``OSError: File too large`` in the process that
@@ -70,28 +70,41 @@ class LogPump(threading.Thread):
     def __init__(self, pipe, path: Path, limit: int) -> None:
         super().__init__(name=f"log pump {Path(path).name}", daemon=True)
         self.pipe = pipe
-        self.path = Path(path)
-        self.limit = limit
+        self.log = _open_log(Path(path))
+        self.limit = limit if self.log is not None else 0
         self.kept = 0
         self.dropped = 0
 
     def run(self) -> None:
         fd = self.pipe.fileno()
         try:
-            with open(self.path, "wb") as log:
-                while chunk := os.read(fd, LOG_CHUNK_BYTES):
-                    keep = max(0, min(len(chunk), self.limit - self.kept))
-                    if keep:
-                        log.write(chunk[:keep])
-                    self.kept += keep
-                    self.dropped += len(chunk) - keep
+            while chunk := os.read(fd, LOG_CHUNK_BYTES):
+                keep = max(0, min(len(chunk), self.limit - self.kept))
+                if keep:
+                    self.log.write(chunk[:keep])
+                self.kept += keep
+                self.dropped += len(chunk) - keep
         except (OSError, ValueError):  # the pipe was closed under us: nothing more to read
             pass
         finally:
-            try:
-                self.pipe.close()
-            except OSError:
-                pass
+            for stream in (self.log, self.pipe):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+
+
+def _open_log(path: Path):
+    """A new log file at ``path``, or None if it cannot be made.  The folder is the
+    sandbox's: whatever a sandboxed process left there (a symbolic link to a file of the
+    grader's) is removed, and the file is created, never followed or reused."""
+    try:
+        path.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        return os.fdopen(os.open(path, flags, 0o600), "wb")
+    except OSError:
+        return None
 
 
 def bwrap_works() -> bool:

@@ -57,6 +57,8 @@ _RUN: dict = {"replace": {}, "wrap": None}
 class _Namespace:
     """Stands for :class:`grading.remote.Verifier`: the submission's namespace, here."""
 
+    output_dropped = 0  # nothing printed is cut here
+
     def __init__(self, private_dir, chunks, *, unsafe, timeout, **kwargs) -> None:
         self.namespace: dict = {"__name__": "__student__"}
         self.load_errors: dict[str, str] = {}

@@ -221,13 +221,13 @@ def test_the_verification_process_differentiates_tensors_inside_lists(tmp_path, 
 
     (source,) = source_notebooks("a06_synthesis")
     cells = verdicts.solution_cells(source)
-    chunks = [support_code(source)] + [cells[g] for g in source.solution_ids]
+    chunks = [("support", support_code(source))] + [(g, cells[g]) for g in source.solution_ids]
     layered = [c.name for c in _spec(name).cases if "layers" in c.name]
     assert len(layered) >= 2
     verifier = Verifier(tmp_path, chunks, unsafe=True, timeout=60)
     verifier.start()
     try:
-        assert verifier.load_errors == []
+        assert verifier.load_errors == {}
         result = check_loss(RemoteFunction(verifier, name), name, devices=["cpu"], cases=layered)
     finally:
         verifier.close()

@@ -23,8 +23,9 @@ import nbformat
 import pytest
 
 from grading.demo import submission
-from grading.notebooks import source_notebooks
-from grading.sandbox import Sandbox, bwrap_works
+from grading.notebooks import nbgrader_meta, source_notebooks
+from grading.results import OUTPUT_TRUNCATED
+from grading.sandbox import Limits, Sandbox, bwrap_works
 from tests import _grading_batch as batches
 from tests._env import IN_CI, NO_BWRAP
 
@@ -46,6 +47,7 @@ STUDENTS = (
     "broken",
     "corrupt",
     "binary",
+    "chatty",
 )
 #: A per-session name for the escape's marker files, so that a file left by an earlier
 #: run (or another session's run) cannot be mistaken for this one's.
@@ -173,6 +175,38 @@ def js_divergence(p, q, dim=-1, reduction="mean", *, base=math.e):
 ''',
 }
 
+# An honest student who prints a lot: output beyond the grader's limits is dropped, with a
+# flag and a note, and costs no points (64 MB over entropy's calls, 16 MB when the
+# js_divergence cell runs; on both sides, the notebook run and the verification).
+CHATTY_ENTROPY = '''
+_honest_entropy = entropy
+_printed = 0  # megabytes printed so far
+
+
+def entropy(p, dim=-1, reduction="mean", *, base=math.e):
+    """The honest entropy, chatty: prints 4 MB a call, 64 MB in all."""
+    global _printed
+    if _printed < 64:
+        for _ in range(4):
+            print("x" * 1_000_000)
+        _printed += 4
+    return _honest_entropy(p, dim, reduction, base=base)
+'''
+CHATTY_JS = """
+print("y" * 16_000_000)
+"""
+
+
+def _chatty() -> dict[str, str]:
+    """The chatty student's solution cells: the instructor's, with the prints added."""
+    (source,) = source_notebooks(A01)
+    honest = {nbgrader_meta(c).get("grade_id"): c.source for c in source.nb.cells}
+    return {
+        "entropy": honest["entropy"] + "\n" + CHATTY_ENTROPY,
+        "js_divergence": CHATTY_JS + "\n" + honest["js_divergence"],
+    }
+
+
 ESCAPE = '''
 import socket
 
@@ -231,6 +265,7 @@ def _grade(root):
         "broken": submission(A01, BROKEN)[1],
         "corrupt": '{"cells": [',
         "binary": b"\x7fELF\x02\x01\x01\x00 not a notebook",
+        "chatty": submission(A01, _chatty())[1],
     }
     submitted = {
         str(batches.write(batch, A01, student, "information.ipynb", text)): _digest(text)
@@ -327,8 +362,33 @@ def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_those_exercises(gra
     loops = graded["results"]["loops"]
     batches.expect_lost(loops, _of("entropy", "kl_divergence"))
     assert any("restarted" in flag for flag in loops["flags"])  # the kernel was stopped
+    cells = _cells(loops)
+    for grade_id in _of("kl_divergence"):  # lost because it raises, not because it printed
+        assert "RuntimeError: flooded" in cells[grade_id]["message"], cells[grade_id]["message"]
+        assert cells[grade_id]["notebook"] == "error"
     batches.expect_lost(graded["results"]["hogs"], _of("cross_entropy_dist", "js_divergence"))
     assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
+
+
+def test_printing_a_lot_is_truncated_and_costs_no_points(graded):
+    result = graded["results"]["chatty"]
+    assert result["score"] == result["max_score"] == 16, _cells(result)
+    batches.expect_lost(result, set())
+    truncated = [f for f in result["flags"] if f.startswith(OUTPUT_TRUNCATED)]
+    assert any("notebook run" in f and "js_divergence" in f for f in truncated), truncated
+    assert any("verification" in f for f in truncated), truncated
+    assert not any("disagree" in f for f in result["flags"]), result["flags"]
+    folder = graded["folder"]
+    page = (folder / "feedback/chatty/a01_information/information.html").read_text()
+    assert "16</b> of 16" in page
+    assert "printed more than the grader keeps" in page and OUTPUT_TRUNCATED in page
+    # The formgrader's notebook: the flags on top, and the note where the output was cut.
+    review = nbformat.read(str(folder / "autograded/chatty/a01_information/information.ipynb"), 4)
+    assert any(OUTPUT_TRUNCATED in f for f in review.metadata["cvloss_grading"]["flags"])
+    assert OUTPUT_TRUNCATED in review.cells[0].source
+    texts = ["".join(o.get("text", "")) for c in review.cells for o in c.get("outputs", [])]
+    assert any("[output truncated by the grader" in text for text in texts)
+    assert sum(map(len, texts)) < 1_000_000  # of the 80 MB printed
 
 
 def test_a_cell_that_stops_early_costs_its_function_only_and_the_student_reads_why(graded):
@@ -415,6 +475,27 @@ def test_the_survivor_check_finds_a_sandbox_and_what_runs_in_it(tmp_path, monkey
     finally:
         sandbox.kill()
     assert batches.survivors(batch) == []
+
+
+def test_a_process_that_prints_past_the_file_size_limit_goes_on(tmp_path):
+    """A sandboxed process's stderr is drained into its log, which keeps ``log_bytes``: the
+    rest is dropped and counted, and the file size limit (which would fail the write)
+    never applies to it."""
+    private = tmp_path / "private"
+    private.mkdir()
+    code = "import sys\nfor _ in range(32):\n    sys.stderr.write('x' * 1_000_000)\nsys.exit(7)"
+    limits = Limits(file_bytes=4 * 1024**2, log_bytes=1024**2)
+    # A link that a previous process of the sandbox left in its place is not followed.
+    (tmp_path / "grader-file").write_text("the grader's")
+    (private / "log").symlink_to(tmp_path / "grader-file")
+    sandbox = Sandbox(
+        [sys.executable, "-c", code], private, limits=limits, stderr_path=private / "log"
+    )
+    sandbox.start()
+    assert sandbox.wait(120) == 7  # ran to its end
+    assert not (private / "log").is_symlink() and (private / "log").stat().st_size == 1024**2
+    assert (tmp_path / "grader-file").read_text() == "the grader's"
+    assert sandbox.log_dropped == 32_000_000 - 1024**2
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
