@@ -198,6 +198,11 @@ class _KernelWatch(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def _is_torch_builtin(function: Any) -> bool:
+    """Whether ``function`` is a C function of torch (``torch._C._nn.l1_loss``)."""
+    return str(getattr(function, "__module__", None) or "").startswith("torch")
+
+
 def unguarded_copy(function: Callable) -> Callable:
     """``function`` under a code object of its own, which :class:`CallGuard` does not
     take for the original: to check the harness (or an exercise) with the reference
@@ -300,6 +305,13 @@ class CallGuard(TorchFunctionMode):
             label = self.codes.get(frame.f_code)
             if label is not None:
                 self._hit(label, self.routes.get(frame.f_code))
+        elif event == "c_call" and _is_torch_builtin(arg):
+            # A torch binding called with torch functions disabled
+            # (torch._C.DisableTorchFunction): the torch-function mode does not see it, and
+            # a loss without a kernel of its own (kl_div, l1_loss) leaves none to see.
+            label = self.torch_names.get(canonical(getattr(arg, "__name__", "")))
+            if label is not None:
+                self._hit(label, f"the binding {arg.__module__}.{arg.__name__}")
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")

@@ -167,6 +167,13 @@ class _Forbid(TorchFunctionMode):
             found = self.functions.get(key)
             if found is not None:
                 self.hit(*found)
+        elif event == "c_call" and str(getattr(arg, "__module__", None) or "").startswith("torch"):
+            # A torch binding called with torch functions disabled: neither this mode nor,
+            # for a loss without a kernel of its own (kl_div, l1_loss), the dispatch mode
+            # sees it.
+            label = self.names.get(_canonical(getattr(arg, "__name__", "")))
+            if label is not None:
+                self.hit(label, f"the binding {arg.__module__}.{arg.__name__}")
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
@@ -180,13 +187,13 @@ class _Forbid(TorchFunctionMode):
         super().__enter__()
         if self._kernels is not None:
             self._kernels.__enter__()
-        if self.functions:
+        if self.functions or self.names:
             self._previous = sys.getprofile()
             sys.setprofile(self._profile)
         return self
 
     def __exit__(self, *exc):
-        if self.functions:
+        if self.functions or self.names:
             sys.setprofile(self._previous)
         if self._kernels is not None:
             self._kernels.__exit__(*exc)

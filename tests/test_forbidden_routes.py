@@ -220,6 +220,7 @@ SPECS = {
         "nn.L1Loss": lambda x, y: torch.nn.L1Loss()(x, y),
         "torch.ops.aten.l1_loss": lambda x, y: ATEN.l1_loss(x, y),
         "torch._C._nn.l1_loss": lambda x, y: NN.l1_loss(x, y),
+        "binding: torch functions off": _untorched(NN.l1_loss),
     }),
     "F.smooth_l1_loss": ("torch.nn.functional", "smooth_l1_loss", "pair", {
         "nn.SmoothL1Loss": lambda x, y: torch.nn.SmoothL1Loss()(x, y),
@@ -239,11 +240,14 @@ SPECS = {
         "nn.KLDivLoss": lambda x, y: torch.nn.KLDivLoss(reduction="batchmean")(x, y),
         "torch.ops.aten.kl_div": lambda x, y: ATEN.kl_div(x, y),
         "torch.kl_div": lambda x, y: torch.kl_div(x, y),
+        "binding: torch functions off": _untorched(lambda x, y: torch.kl_div(x, y)),
     }),
     "F.hinge_embedding_loss": ("torch.nn.functional", "hinge_embedding_loss", "hinge", {
         "nn.HingeEmbeddingLoss": lambda x, y: torch.nn.HingeEmbeddingLoss()(x, y),
         "torch.ops.aten.hinge_embedding_loss": lambda x, y: ATEN.hinge_embedding_loss(x, y),
         "torch.hinge_embedding_loss": lambda x, y: torch.hinge_embedding_loss(x, y),
+        "binding: torch functions off": _untorched(
+            lambda x, y: torch.hinge_embedding_loss(x, y)),
     }),
     "F.multi_margin_loss": ("torch.nn.functional", "multi_margin_loss", "ce", {
         "nn.MultiMarginLoss": lambda x, t: torch.nn.MultiMarginLoss()(x, t),
@@ -261,6 +265,8 @@ SPECS = {
         "torch.ops.aten.einsum": lambda eq, a, b: ATEN.einsum(eq, [a, b]),
         "torch._C._VariableFunctions.einsum": lambda eq, a, b: torch._C._VariableFunctions.einsum(
             eq, [a, b]),
+        "binding: torch functions off": _untorched(
+            lambda eq, a, b: torch._C._VariableFunctions.einsum(eq, [a, b])),
     }),
     "torch.cdist": ("torch", "cdist", "points", {
         "torch.ops.aten.cdist": lambda a, b: ATEN.cdist(a, b, 2.0),
@@ -277,11 +283,14 @@ SPECS = {
         "nn.PairwiseDistance": lambda a, b: torch.nn.PairwiseDistance()(a, b),
         "torch.ops.aten.pairwise_distance": lambda a, b: ATEN.pairwise_distance(a, b),
         "torch.pairwise_distance": lambda a, b: torch.pairwise_distance(a, b),
+        "binding: torch functions off": _untorched(lambda a, b: torch.pairwise_distance(a, b)),
     }),
     "F.triplet_margin_loss": ("torch.nn.functional", "triplet_margin_loss", "triplet", {
         "nn.TripletMarginLoss": lambda a, p, n: torch.nn.TripletMarginLoss()(a, p, n),
         "torch.ops.aten.triplet_margin_loss": lambda a, p, n: ATEN.triplet_margin_loss(a, p, n),
         "torch.triplet_margin_loss": lambda a, p, n: torch.triplet_margin_loss(a, p, n),
+        "binding: torch functions off": _untorched(
+            lambda a, p, n: torch.triplet_margin_loss(a, p, n)),
     }),
     "torchvision.ops.box_iou": ("torchvision.ops", "box_iou", "boxes", {
         "torchvision.ops.boxes.box_iou": lambda a, b: torchvision.ops.boxes.box_iou(a, b),
