@@ -408,7 +408,9 @@ def _verify(source, solutions, private: Path, options: Options, seed: int):
     chunks = [(SUPPORT_CODE, support_code(source))] + [
         (grade_id, solutions.get(grade_id, CODE_STUB)) for grade_id in source.solution_ids
     ]
-    verifier = Verifier(private, chunks, unsafe=options.unsafe, timeout=options.timeout)
+    verifier = Verifier(
+        private, chunks, unsafe=options.unsafe, timeout=options.timeout, limits=options.limits
+    )
     verification = _Verification(source, verifier, seed)
     verdicts: dict[str, Verdict] = {}
     try:
