@@ -365,7 +365,10 @@ def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_those_exercises(gra
     cells = _cells(loops)
     for grade_id in _of("kl_divergence"):  # lost because it raises, not because it printed
         assert "RuntimeError: flooded" in cells[grade_id]["message"], cells[grade_id]["message"]
-        assert cells[grade_id]["notebook"] == "error"
+        # In the notebook run, the cell's several calls print 200 MB each: on a busy machine
+        # that can outlast the cell's time limit before the error is raised (a clean-clone
+        # run saw "timeout"); the verification, which drops prints in-process, says why.
+        assert cells[grade_id]["notebook"] in ("error", "timeout")
     batches.expect_lost(graded["results"]["hogs"], _of("cross_entropy_dist", "js_divergence"))
     assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
 
