@@ -661,15 +661,10 @@ def _mean_over_nothing(
         return False
     if "reduction" not in _parameters(reference):
         return False
-    summed = {**kwargs, "reduction": "sum"}
-    try:
-        with torch.no_grad():
-            expected_sum = reference(*_fresh(inputs, ()), **summed)
-            received_sum = guard.call(fn, *_fresh(inputs, ()), **summed)
-    except Exception:
+    outputs = _both(fn, reference, inputs, {**kwargs, "reduction": "sum"}, guard)
+    if outputs is None:
         return False
-    finally:
-        guard.hits.clear()
+    expected_sum, received_sum = outputs
     return (
         isinstance(received_sum, torch.Tensor)
         and bool(torch.isfinite(received_sum).all())
@@ -682,6 +677,23 @@ def _parameters(function: Callable) -> list[str]:
         return list(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return []
+
+
+def _both(
+    fn: Callable, reference: Callable, inputs: Sequence[Any], kwargs: dict, guard: CallGuard
+) -> tuple[Any, Any] | None:
+    """The reference's and the student's outputs on fresh copies of ``inputs`` with
+    ``kwargs`` (no gradients; what the guard records is forgotten: a diagnosis, not a
+    check), or None when either raises."""
+    try:
+        with torch.no_grad():
+            expected = reference(*_fresh(inputs, ()), **kwargs)
+            received = guard.call(fn, *_fresh(inputs, ()), **kwargs)
+    except Exception:
+        return None
+    finally:
+        guard.hits.clear()
+    return expected, received
 
 
 def _ignored_argument(
@@ -699,14 +711,10 @@ def _ignored_argument(
     changes the reference's output: the argument is ignored."""
     for key, value in kwargs.items():
         without = {k: v for k, v in kwargs.items() if k != key}
-        try:
-            with torch.no_grad():
-                reference_without = reference(*_fresh(inputs, ()), **without)
-                received_without = guard.call(fn, *_fresh(inputs, ()), **without)
-        except Exception:
+        outputs = _both(fn, reference, inputs, without, guard)
+        if outputs is None:
             continue
-        finally:
-            guard.hits.clear()
+        reference_without, received_without = outputs
         if (
             isinstance(received_without, torch.Tensor)
             and _close(received_without, received, rtol, atol)
