@@ -11,13 +11,15 @@ PYTEST_ARGS ?=
 # batch) stay on one worker (tests/conftest.py); everything else is balanced.
 TEST_JOBS ?= 2
 
-.PHONY: help venv test check-chapters lint format book book-clean mathjax publish lab clean release check-exercises grade-demo bench bench-save
+.PHONY: help venv test check-chapters lint format book book-clean mathjax publish lab lab-instructor student-release clean release check-exercises grade-demo bench bench-save
 
 help:
 	@echo "make book     build the HTML book into _build/html (executes every code cell)"
 	@echo "make publish  build the book and push _build/html to the gh-pages branch"
 	@echo "make test     lint and run the whole test suite"
-	@echo "make lab      open JupyterLab on the exercises"
+	@echo "make lab      open JupyterLab on the exercises, as students see it (as root: --allow-root added)"
+	@echo "make lab-instructor   JupyterLab with nbgrader's instructor tools on solutions/"
+	@echo "make student-release  commit the students' copy (no solutions/) to the branch student"
 	@echo "make check-chapters  run the training chapters under other CPU paths and thread counts"
 	@echo "make format   format the code with ruff"
 	@echo "make clean    remove the virtual environment and build outputs"
@@ -34,8 +36,8 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check cvloss_ref grading tests benchmarks
-	$(BIN)/ruff format --check cvloss_ref grading tests benchmarks
+	$(BIN)/ruff check cvloss_ref grading tests benchmarks book/_ext
+	$(BIN)/ruff format --check cvloss_ref grading tests benchmarks book/_ext
 # The instructor notebooks (exercises/ is generated from them): ruff lints and formats the
 # code cells of .ipynb files itself; `python -m grading check` checks that they are tidy.
 	$(BIN)/ruff check solutions
@@ -87,8 +89,24 @@ publish: book
 book-clean:
 	rm -rf _build
 
+# JupyterLab on the exercises as students see them: lab/student/ is the Jupyter
+# configuration that hides nbgrader's instructor tools (lab/README.md).  Jupyter refuses to
+# run as root unless told; in a container, where one is root, --allow-root is added.
+LAB_ARGS ?=
+ALLOW_ROOT = $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 lab: venv
-	$(BIN)/jupyter lab exercises
+	JUPYTER_CONFIG_DIR="$(CURDIR)/lab/student" $(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) exercises
+
+# The full nbgrader interface (Create Assignment, formgrader) on the instructor notebooks.
+lab-instructor: venv
+	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) solutions
+
+# The students' copy of the course (no solutions/, grading/ or tests/) as the branch
+# `student`, which the launch buttons open; push it with `git push origin student`.
+# STUDENT_ARGS="--folder DIR" also writes it to a folder (grading/student.py).
+STUDENT_ARGS ?=
+student-release: venv
+	$(BIN)/python -m grading.student $(STUDENT_ARGS)
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache .ruff_cache

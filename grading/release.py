@@ -28,8 +28,112 @@ from nbgrader.preprocessors import (
 )
 from traitlets.config import Config
 
-from .course import RELEASE_DIR, SOURCE_DIR, existing_assignments
+from .course import RELEASE_DIR, ROOT, SOURCE_DIR, existing_assignments
 from .notebooks import CODE_STUB, convention_errors, load_source, nbgrader_meta, stored_text
+
+#: The two cells every assignment gets from the course's settings (``_config.yml``), so that
+#: no instructor writes them: the first code cell installs the course package where it is
+#: missing (Colab), the last cell says how to hand the notebook in.
+INSTALL_ID = "install"
+HAND_IN_ID = "handing_in"
+
+
+def _course_links():
+    """``book/_ext/course_links.py``: the addresses of the book, the repository and the
+    launchers, shared with the book's Sphinx extension (loaded by path: it is not a
+    package, and the student branch has no ``grading/``)."""
+    import importlib.util
+    import sys
+
+    name = "course_links"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def install_source(package: str) -> str:
+    """The install cell: stdlib only, so that it runs before anything is installed."""
+    return f"""\
+# Installs the course package where it is missing (Google Colab, a bare Python) and does
+# nothing where it is present (a checkout with `make lab`, Binder, the course's JupyterHub).
+# Inside a checkout it installs that checkout (offline); elsewhere the course's student branch.
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+PACKAGE = "{package}"
+if importlib.util.find_spec("cvloss_ref") is None:
+    _here = pathlib.Path.cwd().resolve()
+    _roots = [p for p in [_here, *_here.parents] if (p / "pyproject.toml").is_file()]
+    _checkout = next((p for p in _roots if (p / "cvloss_ref").is_dir()), None)
+    _source = str(_checkout) if _checkout else PACKAGE
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", _source], check=True)
+    importlib.invalidate_caches()"""
+
+
+def hand_in_source(assignment: str, notebook: str) -> str:
+    """The last cell: how to hand the notebook in, for the three set-ups the course supports
+    (nbgrader's exchange on JupyterHub, an LMS upload read by ``python -m grading collect``,
+    a shared folder read by the same command)."""
+    stem = notebook.removesuffix(".ipynb")
+    return f"""\
+## Handing in
+
+1. **Save**, then press **Validate** in the notebook's toolbar (JupyterLab with the course's
+   extensions: `make lab`, Binder, JupyterHub). Elsewhere (Colab) run *Restart and run all*.
+   Every visible test must pass in a fresh kernel, from the first cell to the last.
+2. Keep the file name **`{notebook}`**: the grader looks for it. A download renamed
+   `{stem} (1).ipynb` or `{stem}-1.ipynb` is recognised too.
+   Do not delete, reorder or edit the read-only cells.
+3. Hand it in the way your course says:
+   - **JupyterHub with nbgrader**: *Nbgrader → Assignment List*, then **Submit** beside
+     `{assignment}`.
+   - **Moodle or Canvas**: download the notebook (*File → Download*; on Colab *File →
+     Download → Download .ipynb*) and upload `{notebook}` to the assignment.
+   - **A shared folder**: copy it into a folder named by your student id, inside the
+     folder your instructor names: `<shared folder>/<your student id>/{notebook}`."""
+
+
+def _nbgrader_cell(cell_type: str, grade_id: str, source: str) -> nbformat.NotebookNode:
+    make = nbformat.v4.new_code_cell if cell_type == "code" else nbformat.v4.new_markdown_cell
+    cell = make(source)
+    cell.id = grade_id  # deterministic, as nbgrader's own cells in solutions/
+    cell.metadata["nbgrader"] = {
+        "grade": False,
+        "grade_id": grade_id,
+        "locked": True,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
+    return cell
+
+
+def course_cells(
+    nb: nbformat.NotebookNode, assignment: str, notebook: str, links=None
+) -> nbformat.NotebookNode:
+    """``nb`` (a source notebook) with what the course's settings decide written in: links
+    to chapters point at the published book, the install cell is the first code cell and
+    the hand-in cell the last cell.  Idempotent; ``release`` applies it to the sources."""
+    links = links or _course_links()
+    settings = links.Settings.load(ROOT)
+    chapters = links.book_chapters(ROOT)
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = links.localise_chapter_links(cell.source, settings, chapters)
+    nb.cells = [
+        c for c in nb.cells if nbgrader_meta(c).get("grade_id") not in (INSTALL_ID, HAND_IN_ID)
+    ]
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    install = _nbgrader_cell("code", INSTALL_ID, install_source(links.package_url(settings)))
+    nb.cells.insert(first_code, install)
+    nb.cells.append(_nbgrader_cell("markdown", HAND_IN_ID, hand_in_source(assignment, notebook)))
+    return nb
 
 
 def _preprocessors():
@@ -92,7 +196,8 @@ def tidy_sources(assignments: list[str] | None = None) -> list[Path]:
     for assignment in assignments or existing_assignments():
         for path in sorted((SOURCE_DIR / assignment).glob("*.ipynb")):
             text = path.read_text(encoding="utf-8")
-            tidy = stored_text(nbformat.reads(text, as_version=4))
+            nb = course_cells(nbformat.reads(text, as_version=4), assignment, path.name)
+            tidy = stored_text(nb)
             if tidy != text:
                 path.write_text(tidy, encoding="utf-8")
                 written.append(path)
@@ -152,10 +257,13 @@ def check() -> list[str]:
                 nb = nbformat.read(str(path), as_version=4)
             except Exception:
                 continue  # reported by source_problems
-            if stored_text(nb) != path.read_text(encoding="utf-8"):
+            if stored_text(course_cells(nb, assignment, path.name)) != path.read_text(
+                encoding="utf-8"
+            ):
                 problems.append(
-                    f"solutions/{assignment}/{path.name} holds outputs or editor metadata: "
-                    "run `python -m grading release` (it tidies the sources)"
+                    f"solutions/{assignment}/{path.name} holds outputs or editor metadata, or "
+                    "its links, install cell or hand-in cell do not follow _config.yml: run "
+                    "`python -m grading release` (it tidies the sources)"
                 )
         expected = released_files(assignment)
         for relative, text in expected.items():

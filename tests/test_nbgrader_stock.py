@@ -73,6 +73,9 @@ def _copy_course(target: Path) -> Path:
     )
     for folder in ("grading", "solutions", "exercises"):
         shutil.copytree(ROOT / folder, target / folder, ignore=outputs)
+    # release writes the links and the install cell from the book's settings.
+    shutil.copy(ROOT / "_config.yml", target / "_config.yml")
+    shutil.copytree(ROOT / "book", target / "book", ignore=shutil.ignore_patterns("_static"))
     return target
 
 
