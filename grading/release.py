@@ -57,9 +57,9 @@ def _course_links():
 def install_source(package: str) -> str:
     """The install cell: stdlib only, so that it runs before anything is installed."""
     return f"""\
-# Installs the course package where it is missing (Google Colab, a bare Python) and does
-# nothing where it is present (a checkout with `make lab`, Binder, the course's JupyterHub).
-# Inside a checkout it installs that checkout (offline); elsewhere the course's student branch.
+# Makes the course package importable where it is missing, and does nothing where it is
+# present (`make lab`, Binder, the course's JupyterHub). Inside a checkout of the course it
+# uses that checkout (offline); elsewhere (Google Colab) it installs the student branch.
 import importlib.util
 import pathlib
 import subprocess
@@ -70,9 +70,11 @@ if importlib.util.find_spec("cvloss_ref") is None:
     _here = pathlib.Path.cwd().resolve()
     _roots = [p for p in [_here, *_here.parents] if (p / "pyproject.toml").is_file()]
     _checkout = next((p for p in _roots if (p / "cvloss_ref").is_dir()), None)
-    _source = str(_checkout) if _checkout else PACKAGE
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", _source], check=True)
-    importlib.invalidate_caches()"""
+    if _checkout is not None:
+        sys.path.insert(0, str(_checkout))
+    else:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE], check=True)
+        importlib.invalidate_caches()"""
 
 
 def hand_in_source(assignment: str, notebook: str) -> str:

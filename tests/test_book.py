@@ -223,10 +223,22 @@ def test_chapter_has_a_hidden_figure_cell(chapter):
     assert figures, f"{path.name}: no figure drawn in a `tags: [hide-input]` cell"
 
 
+#: Chapters without an exercise of their own, and why (every other chapter has one).
+NO_EXERCISE = {
+    "detection-loss": "assembles losses whose exercises are in a02 and a04",
+}
+
+
 def test_chapter_cites_and_links_its_exercise(chapter):
+    """Each chapter cites its sources and ends its Exercise section with the `assignment`
+    directive, which names the notebook and its functions and renders the launch buttons
+    (tests/test_course_links.py checks what it names)."""
     path, text = chapter
     assert "{cite" in text, f"{path.name}: cites nothing from references.bib"
-    assert "exercises/" in text, f"{path.name}: does not name its exercise folder"
+    if path.stem in NO_EXERCISE:
+        assert ":::{assignment}" not in text, f"{path.name}: remove it from NO_EXERCISE"
+        return
+    assert ":::{assignment} " in text, f"{path.name}: no Exercise section with its assignment"
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -335,3 +336,95 @@ def test_screenshot_of_a_chapter_is_not_blank(browser, server, tmp_path):
         f"the screenshot looks blank (grey-level spread {spread:.1f}, {colours} levels); "
         f"it is in {tmp_path}"
     )
+
+
+# ------------------------------------------------------- from a chapter to its exercise
+
+
+def _course_links():
+    from grading.release import _course_links as load
+
+    return load()
+
+
+def _exercise_chapters() -> list[str]:
+    return [
+        path.stem
+        for path in sorted((ROOT / "book").glob("*.md"))
+        if ":::{assignment}" in path.read_text(encoding="utf-8")
+    ]
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter", _exercise_chapters())
+def test_exercise_section_opens_the_exercise_notebook(browser, server, chapter):
+    """The links a reader clicks in a chapter's Exercise section: the notebook in the
+    repository, then Binder, Colab and (when configured) JupyterHub, each opening that
+    notebook on the student branch; the notebook exists in exercises/."""
+    links = _course_links()
+    settings = links.Settings.load(ROOT)
+    target, session = _open(browser, f"{server}/book/{chapter}.html")
+    try:
+        found = _evaluate(
+            browser,
+            session,
+            "[...document.querySelectorAll('.course-assignment a')]"
+            ".map((a) => [a.className, a.href, a.textContent])",
+        )
+    finally:
+        browser.send("Target.closeTarget", {"targetId": target})
+    notebooks = [u for c, u, _ in found if "course-notebook-link" in c]
+    assert notebooks, f"{chapter}: no exercise link in {found}"
+    for url in notebooks:
+        path = url.split(f"/blob/{settings.student_branch}/", 1)[1]
+        assert (ROOT / path).is_file(), url
+        assert url == links.repository_url(settings, path)
+        launches = {
+            kind.removeprefix("launch-"): u
+            for c, u, _ in found
+            for kind in c.split()
+            if kind.startswith("launch-") and path in unquote(u)
+        }
+        assert launches.get("binder") == links.binder_url(settings, path), found
+        assert launches.get("colab") == links.colab_url(settings, path), found
+        hub = links.jupyterhub_url(settings, path)
+        assert launches.get("jupyterhub") == hub, found  # absent while no hub is configured
+
+
+def _exercise_chapter_links() -> list[str]:
+    import nbformat
+
+    found = set()
+    for path in sorted((ROOT / "exercises").glob("a*/*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                found.update(re.findall(r"\]\(([^)\s]+/book/[^)\s]+)\)", cell.source))
+    return sorted(found)
+
+
+@pytest.mark.book
+def test_exercise_links_reach_built_chapters(browser, server):
+    """Every link from an exercise notebook to the book is a built page of the published
+    book (its address under html.baseurl), with the section it names."""
+    settings = _course_links().Settings.load(ROOT)
+    urls = _exercise_chapter_links()
+    assert urls
+    missing = []
+    for url in urls:
+        assert url.startswith(settings.book_url), url
+        local = f"{server}/{url.removeprefix(settings.book_url)}"
+        anchor = local.split("#", 1)[1] if "#" in local else ""
+        target, session = _open(browser, local)
+        try:
+            section = f"document.getElementById({json.dumps(anchor)})" if anchor else "true"
+            ok = _evaluate(
+                browser,
+                session,
+                f"Boolean(document.querySelector('main h1')) && Boolean({section})",
+            )
+        finally:
+            browser.send("Target.closeTarget", {"targetId": target})
+        if not ok:
+            missing.append(url)
+    assert not missing, f"exercise links to pages or sections that were not built: {missing}"
