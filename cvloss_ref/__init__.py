@@ -1,9 +1,28 @@
 """Reference PyTorch implementations of computer-vision losses.
 
-Every public function follows the conventions of ``torch.nn.functional``
-(``reduction="none" | "mean" | "sum"``, default ``"mean"``), runs on any device
-and dtype without host synchronisation, and is the reference that
-:func:`cvloss_ref.testing.assert_loss_matches` checks students against.
+Every loss follows the conventions of ``torch.nn.functional``: it takes
+``reduction="none" | "mean" | "sum"`` (default ``"mean"``), where ``"none"`` gives one
+value per sample (per element, box, pixel, pair, anchor or image: each docstring
+says which) and a ``"mean"`` over nothing (an empty batch, every target ignored, no
+valid triplet) is 0 with a zero gradient, not NaN.  (``cycle_consistency_loss``,
+whose two domains need not be paired or of one size, returns the scalar of its
+formula.)  Functions that are not losses
+(``box_area``, ``box_iou``, ``pairwise_distances``, ``gram_matrix``,
+``smooth_labels``, ``self_information``, ...) return their values unreduced.  Every
+function runs on any device and dtype without host synchronisation, and is the
+reference that :func:`cvloss_ref.testing.assert_loss_matches` checks students
+against.
+
+Argument names say what a tensor holds.  The first argument of a loss is the
+model's output, named for its kind: ``logits`` (real-valued scores before a sigmoid
+or softmax), ``probs`` (probabilities), ``embeddings`` (rows of a batch compared with
+one another) or ``pred`` (a prediction in the space of its target: boxes, values,
+masks, features); the ground truth is ``target``.  Losses that compare inputs of
+equal standing name them for their role (``p``/``q`` distributions, ``x1``/``x2``
+and ``anchor``/``positive``/``negative`` embeddings, ``real_logits``/``fake_logits``).
+A few names predate the rule and follow ``torch.nn.functional`` instead (``input``
+of the regression losses, ``scores`` of ``hinge_loss``); they stay until a release
+renames them with a deprecation warning.
 """
 
 from ._compile import compile_mode, set_compile

@@ -1,8 +1,14 @@
-"""Reduction and precision helpers shared by every loss family.
+"""The reduction shared by every loss family.
 
-Kept private: the public API is the losses themselves.  Every loss ends with
-``return _reduce(loss, reduction)`` so that all of them treat ``"none"``,
-``"mean"`` and ``"sum"`` the same way, including on empty inputs.
+Kept private: the public API is the losses themselves.  Every loss that reduces an
+elementwise loss with ``reduction=`` checks the mode with :func:`_check_reduction`
+and reduces through :func:`_reduce`, so that all of them treat ``"none"``,
+``"mean"`` and ``"sum"`` the same way, including on empty inputs.  Losses whose
+``"mean"`` has its own denominator (class weights, ignored targets, kept anchors)
+divide with :func:`cvloss_ref._numerics.weighted_mean` or
+:func:`~cvloss_ref._numerics.masked_mean` instead, which follow the same rule for an
+empty mean: 0 with a zero gradient.  The numerical helpers (guarded divide, log,
+square root and power; the half-precision upcast) are in :mod:`cvloss_ref._numerics`.
 """
 
 from __future__ import annotations
@@ -10,10 +16,6 @@ from __future__ import annotations
 import torch
 
 REDUCTIONS = ("none", "mean", "sum")
-
-# Precisions too narrow to accumulate in: computed in float32, returned as given.
-HALF_DTYPES = (torch.float16, torch.bfloat16)
-_FULL_PRECISION = (torch.float32, torch.float64)
 
 # ATen's reduction codes (torch.nn._reduction.get_enum), for the fused kernels that some
 # losses call directly.
@@ -42,23 +44,3 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if loss.numel() == 0:
         return 0.0 * loss.sum()
     return loss.mean()
-
-
-def _weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``sum(loss) / sum(weight)``, defined as 0 (with a zero gradient) when
-    ``sum(weight) == 0``, e.g. when every target is ignored.
-
-    The division uses a safe denominator inside ``torch.where`` so that neither
-    the value nor the gradient of the discarded branch is NaN, and no value is
-    read back to the host.
-    """
-    total = loss.sum()
-    norm = weight.sum()
-    nonzero = norm != 0
-    safe_norm = torch.where(nonzero, norm, torch.ones_like(norm))
-    return torch.where(nonzero, total / safe_norm, torch.zeros_like(total))
-
-
-def _upcast(tensor: torch.Tensor) -> torch.Tensor:
-    """float16/bfloat16 to float32; every other dtype unchanged."""
-    return tensor.float() if tensor.dtype in HALF_DTYPES else tensor

@@ -31,7 +31,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._reduction import _check_reduction, _reduce, _upcast
+from ._numerics import safe_sqrt
+from ._numerics import upcast as _upcast
+from ._reduction import _check_reduction, _reduce
 from ._validation import (
     _check_floating,
     _check_number,
@@ -378,9 +380,7 @@ def gradient_penalty(
     squared_norm = (
         _upcast(grad).flatten(1).pow(2).sum(dim=1) if grad.dim() > 1 else _upcast(grad) ** 2
     )
-    positive = squared_norm > 0
-    safe_squared_norm = torch.where(positive, squared_norm, torch.ones_like(squared_norm))
-    norm = torch.where(positive, torch.sqrt(safe_squared_norm), torch.zeros_like(squared_norm))
+    norm = safe_sqrt(squared_norm)
     penalty = weight * (norm - 1) ** 2
     return _reduce(penalty, reduction).to(out_dtype)
 

@@ -43,8 +43,10 @@ from typing import NamedTuple
 
 import torch
 
-from . import _compile
-from ._reduction import _check_reduction, _reduce, _upcast
+from . import _fused
+from ._numerics import safe_divide, safe_pow, widen
+from ._numerics import upcast as _upcast
+from ._reduction import _check_reduction, _reduce
 from ._validation import (
     _check_floating,
     _check_number,
@@ -88,11 +90,16 @@ def _check_box_format(box_format: object, name: str) -> str:
 
 
 def _check_boxes(boxes: object, name: str, *, floating: bool = True) -> torch.Tensor:
-    """``boxes`` must be a tensor of shape ``(..., 4)`` (floating unless told otherwise)."""
+    """``boxes`` must be a tensor of shape ``(..., 4)``: floating, or with
+    ``floating=False`` floating or integer (not bool or complex)."""
     if floating:
         _check_floating(boxes, name)
     else:
         _check_tensor(boxes, name)
+        if boxes.dtype == torch.bool or boxes.is_complex():
+            raise TypeError(
+                f"{name} must be a floating-point or integer tensor, got dtype {boxes.dtype}"
+            )
     if boxes.dim() == 0 or boxes.shape[-1] != 4:
         raise ValueError(f"{name} must have shape (..., 4), got {tuple(boxes.shape)}")
     return boxes
@@ -200,52 +207,90 @@ def box_convert(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
     r"""Area of ``"xyxy"`` boxes, :math:`(x_2 - x_1)(y_2 - y_1)`.
 
+    The coordinates are widened before they are subtracted and multiplied, with
+    ``torchvision.ops.box_area``'s dtype rule: int8, int16 and uint8 boxes give
+    **int32** areas, float16 and bfloat16 boxes **float32** areas; int32, int64,
+    float32 and float64 boxes keep their dtype.  (An int16 box of side 200 has area
+    40000, beyond int16's 32767; a float16 area above 65504, a 256 x 256 box, is
+    infinite.)  int32 areas overflow beyond :math:`2^{31} - 1` (sides of about 46340),
+    as in torchvision: pass int64 boxes for larger ones.
+
     Args:
-        boxes: ``(..., 4)`` boxes in ``"xyxy"`` format (floating or integer).
+        boxes: ``(..., 4)`` boxes in ``"xyxy"`` format, floating or integer.
 
     Returns:
-        ``(...)`` areas.  Float16/bfloat16 boxes give **float32** areas, as
-        ``torchvision.ops.box_area`` does: an area above 65504 (a 256 x 256 box) does
-        not fit in float16.
+        ``(...)`` areas, in the widened dtype.
 
     Example:
         >>> box_area(torch.tensor([[0.0, 0.0, 2.0, 3.0], [1.0, 1.0, 1.0, 5.0]]))
         tensor([6., 0.])
+        >>> box_area(torch.tensor([[0, 0, 100, 100]], dtype=torch.int8))
+        tensor([10000], dtype=torch.int32)
     """
     _check_boxes(boxes, "boxes", floating=False)
-    boxes = _upcast(boxes)
+    boxes = widen(boxes)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """``numerator / denominator``, and 0 (with a zero gradient) where the denominator
-    is 0.  Double ``where``: the discarded branch divides by 1, so no NaN reaches the
-    backward pass."""
-    nonzero = denominator != 0
-    safe = torch.where(nonzero, denominator, torch.ones_like(denominator))
-    return torch.where(nonzero, numerator / safe, torch.zeros_like(numerator))
-
-
-def _check_pairwise(boxes1: object, boxes2: object) -> torch.dtype:
+def _prepare_pairwise(
+    boxes1: object, boxes2: object, validate: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
+    """Check two sets of ``(N, 4)``/``(M, 4)`` boxes, floating or integer; return both
+    in their promoted dtype, widened (``_numerics.widen``), and the dtype of the
+    result: the promoted dtype for floating boxes, the default floating dtype
+    (float32) for integer ones, as in torchvision, whose ratios of integer areas are
+    true divisions."""
     for boxes, name in ((boxes1, "boxes1"), (boxes2, "boxes2")):
-        _check_boxes(boxes, name)
+        _check_boxes(boxes, name, floating=False)
         if boxes.dim() != 2:
             raise ValueError(f"{name} must have shape (N, 4), got {tuple(boxes.shape)}")
     _check_same_device([boxes1, boxes2], ["boxes1", "boxes2"])
-    return torch.promote_types(boxes1.dtype, boxes2.dtype)
+    dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
+    out_dtype = dtype if dtype.is_floating_point else torch.get_default_dtype()
+    boxes1 = widen(boxes1.to(dtype))
+    boxes2 = widen(boxes2.to(dtype))
+    _check_box_values(boxes1, boxes1, "boxes1", "xyxy", validate)
+    _check_box_values(boxes2, boxes2, "boxes2", "xyxy", validate)
+    return boxes1, boxes2, out_dtype
 
 
-def _pairwise_inter_union(
-    boxes1: torch.Tensor, boxes2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    area1 = box_area(boxes1)
-    area2 = box_area(boxes2)
-    top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter_wh = (bottom_right - top_left).clamp(min=0)
-    inter = inter_wh[..., 0] * inter_wh[..., 1]
-    union = area1[:, None] + area2[None, :] - inter
-    return inter, union
+class _Overlap(NamedTuple):
+    """What two boxes share and what encloses them; see :func:`_box_geometry`."""
+
+    inter: torch.Tensor  # |A ∩ B|
+    union: torch.Tensor  # |A ∪ B|
+    size1: torch.Tensor  # (w, h) of the first boxes, in the last dimension
+    size2: torch.Tensor  # (w, h) of the second boxes
+    enclosing_size: torch.Tensor | None  # (C_w, C_h) of the smallest enclosing box C
+
+
+def _box_geometry(boxes1: torch.Tensor, boxes2: torch.Tensor, enclosing: bool = True) -> _Overlap:
+    """Intersection, union, sizes and (with ``enclosing``) the enclosing box's size of
+    ``"xyxy"`` boxes that broadcast against each other: the one geometry of this
+    module, for matching pairs (``pred``, ``target`` of one shape: the losses) and for
+    all pairs (``boxes1[:, None]``, ``boxes2[None]``: :func:`box_iou`,
+    :func:`generalized_box_iou`).  The areas are taken before broadcasting, so an
+    ``(N, M)`` result costs one ``(N, M, 2)`` intersection and nothing more.
+
+    The x and y directions are computed together: ``[..., :2]`` holds the top-left
+    corners ``(x1, y1)`` and ``[..., 2:]`` the bottom-right ones ``(x2, y2)``.
+    """
+    top_left1, bottom_right1 = boxes1[..., :2], boxes1[..., 2:]
+    top_left2, bottom_right2 = boxes2[..., :2], boxes2[..., 2:]
+    size1 = bottom_right1 - top_left1  # (w, h)
+    size2 = bottom_right2 - top_left2
+    # Clamped at 0: disjoint boxes intersect in nothing (not in a negative area).
+    inter_size = (
+        torch.minimum(bottom_right1, bottom_right2) - torch.maximum(top_left1, top_left2)
+    ).clamp(min=0)
+    inter = inter_size[..., 0] * inter_size[..., 1]
+    union = size1[..., 0] * size1[..., 1] + size2[..., 0] * size2[..., 1] - inter
+    enclosing_size = None
+    if enclosing:
+        enclosing_size = torch.maximum(bottom_right1, bottom_right2) - torch.minimum(
+            top_left1, top_left2
+        )
+    return _Overlap(inter, union, size1, size2, enclosing_size)
 
 
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, validate: bool = False) -> torch.Tensor:
@@ -257,28 +302,30 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, validate: bool = Fals
     empty (two identical points or segments, 0/0 in torchvision, which returns NaN)
     the IoU is defined as 0, with a zero gradient.  No ``eps`` is added.
 
+    Integer boxes are accepted, as in torchvision: the coordinates are widened as in
+    :func:`box_area` (int8/int16/uint8 to int32) before anything is subtracted or
+    multiplied, intersections and unions are exact integers, and the IoU is their true
+    quotient in the default floating dtype (float32).  (torchvision subtracts uint8
+    corners before widening them, which wraps around for disjoint boxes.)
+
     Args:
-        boxes1: ``(N, 4)`` boxes in ``"xyxy"`` format.
-        boxes2: ``(M, 4)`` boxes in ``"xyxy"`` format.
+        boxes1: ``(N, 4)`` boxes in ``"xyxy"`` format, floating or integer.
+        boxes2: ``(M, 4)`` boxes in ``"xyxy"`` format, floating or integer.
         validate: check that coordinates are finite and ``x2 >= x1``, ``y2 >= y1``
             (reads values back from the device).
 
     Returns:
-        ``(N, M)`` IoU values in ``[0, 1]``, in the input dtype (half precision is
-        computed in float32).
+        ``(N, M)`` IoU values in ``[0, 1]``, in the promoted dtype of the boxes (half
+        precision is computed in float32), or float32 for integer boxes.
 
     Example:
         >>> box_iou(torch.tensor([[0.0, 0.0, 2.0, 2.0]]),
         ...         torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 1.0, 1.0]]))
         tensor([[0.1429, 0.2500]])
     """
-    out_dtype = _check_pairwise(boxes1, boxes2)
-    boxes1 = _upcast(boxes1.to(out_dtype))
-    boxes2 = _upcast(boxes2.to(out_dtype))
-    _check_box_values(boxes1, boxes1, "boxes1", "xyxy", validate)
-    _check_box_values(boxes2, boxes2, "boxes2", "xyxy", validate)
-    inter, union = _pairwise_inter_union(boxes1, boxes2)
-    return _safe_divide(inter, union).to(out_dtype)
+    boxes1, boxes2, out_dtype = _prepare_pairwise(boxes1, boxes2, validate)
+    overlap = _box_geometry(boxes1[:, None], boxes2[None], enclosing=False)
+    return safe_divide(overlap.inter, overlap.union).to(out_dtype)
 
 
 def generalized_box_iou(
@@ -293,15 +340,17 @@ def generalized_box_iou(
     where :math:`C` is the smallest box enclosing :math:`A` and :math:`B`.  Equal to
     ``torchvision.ops.generalized_box_iou`` wherever that is finite; a zero union
     gives IoU 0 and a zero enclosing area (boxes on one line) a penalty of 0, each
-    with a zero gradient, where torchvision returns NaN.
+    with a zero gradient, where torchvision returns NaN.  Integer boxes are accepted,
+    with the dtype rules of :func:`box_iou`.
 
     Args:
-        boxes1: ``(N, 4)`` boxes in ``"xyxy"`` format.
-        boxes2: ``(M, 4)`` boxes in ``"xyxy"`` format.
+        boxes1: ``(N, 4)`` boxes in ``"xyxy"`` format, floating or integer.
+        boxes2: ``(M, 4)`` boxes in ``"xyxy"`` format, floating or integer.
         validate: check that coordinates are finite and ``x2 >= x1``, ``y2 >= y1``.
 
     Returns:
-        ``(N, M)`` values in ``[-1, 1]``, in the input dtype.
+        ``(N, M)`` values in ``[-1, 1]``, in the promoted dtype of the boxes, or
+        float32 for integer boxes.
 
     Reference: Rezatofighi et al., "Generalized Intersection over Union: A Metric and
     a Loss for Bounding Box Regression", CVPR 2019.
@@ -311,17 +360,11 @@ def generalized_box_iou(
         ...                     torch.tensor([[2.0, 0.0, 3.0, 1.0]]))
         tensor([[-0.3333]])
     """
-    out_dtype = _check_pairwise(boxes1, boxes2)
-    boxes1 = _upcast(boxes1.to(out_dtype))
-    boxes2 = _upcast(boxes2.to(out_dtype))
-    _check_box_values(boxes1, boxes1, "boxes1", "xyxy", validate)
-    _check_box_values(boxes2, boxes2, "boxes2", "xyxy", validate)
-    inter, union = _pairwise_inter_union(boxes1, boxes2)
-    top_left = torch.minimum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.maximum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    enclosing_wh = (bottom_right - top_left).clamp(min=0)
-    enclosing_area = enclosing_wh[..., 0] * enclosing_wh[..., 1]
-    giou = _safe_divide(inter, union) - _safe_divide(enclosing_area - union, enclosing_area)
+    boxes1, boxes2, out_dtype = _prepare_pairwise(boxes1, boxes2, validate)
+    inter, union, _, _, enclosing_size = _box_geometry(boxes1[:, None], boxes2[None])
+    enclosing_size = enclosing_size.clamp(min=0)  # as torchvision, for invalid boxes
+    enclosing_area = enclosing_size[..., 0] * enclosing_size[..., 1]
+    giou = safe_divide(inter, union) - safe_divide(enclosing_area - union, enclosing_area)
     return giou.to(out_dtype)
 
 
@@ -346,27 +389,12 @@ class _BoxTerms(NamedTuple):
 
 def _box_terms(pred: torch.Tensor, target: torch.Tensor, eps: float) -> _BoxTerms:
     """Intersection, union, IoU, enclosing box and centre distance of matching
-    ``"xyxy"`` boxes; computed once and shared by every loss of this module.
-
-    The x and y directions are computed together: ``[..., :2]`` holds the top-left
-    corners ``(x1, y1)`` and ``[..., 2:]`` the bottom-right ones ``(x2, y2)``.
-    """
-    top_left, bottom_right = pred[..., :2], pred[..., 2:]
-    target_top_left, target_bottom_right = target[..., :2], target[..., 2:]
-    size = bottom_right - top_left  # (w, h)
-    target_size = target_bottom_right - target_top_left
-    # Clamped at 0: disjoint boxes intersect in nothing (not in a negative area).
-    inter_size = (
-        torch.minimum(bottom_right, target_bottom_right) - torch.maximum(top_left, target_top_left)
-    ).clamp(min=0)
-    inter = inter_size[..., 0] * inter_size[..., 1]
-    union = size[..., 0] * size[..., 1] + target_size[..., 0] * target_size[..., 1] - inter
+    ``"xyxy"`` boxes (:func:`_box_geometry` and the centres); computed once and shared
+    by every loss of this module."""
+    inter, union, size, target_size, enclosing_size = _box_geometry(pred, target)
     iou = inter / (union + eps)
-    enclosing_size = torch.maximum(bottom_right, target_bottom_right) - torch.minimum(
-        top_left, target_top_left
-    )
     # Centres are (x1 + x2) / 2: the difference of the sums, squared, over 4.
-    centre_diff = (top_left + bottom_right) - (target_top_left + target_bottom_right)
+    centre_diff = (pred[..., :2] + pred[..., 2:]) - (target[..., :2] + target[..., 2:])
     centre_dist2 = (centre_diff**2).sum(-1) / 4
     diagonal2 = (enclosing_size**2).sum(-1)
     pred_w, pred_h = size.unbind(-1)
@@ -406,21 +434,11 @@ def _aspect_consistency(terms: _BoxTerms) -> torch.Tensor:
     return _FOUR_OVER_PI_SQUARED * (angles[0] - angles[1]) ** 2
 
 
-def _safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
-    r""":math:`\max(x, 0)^a` with finite gradients.  For :math:`a \ge 1` the derivative
-    :math:`a x^{a-1}` is finite at 0; for :math:`a < 1` it is :math:`+\infty` there, and
-    the gradient at :math:`x = 0` is taken as 0 (double ``where``)."""
-    base = base.clamp(min=0)
-    if exponent >= 1:
-        return base.pow(exponent)
-    positive = base > 0
-    return torch.where(positive, torch.where(positive, base, 1.0).pow(exponent), 0.0)
-
-
 # ----------------------------------------------------- readable compositions (reference)
 #
 # The formulas of giou_loss, diou_loss and ciou_loss written with autograd, term by term
-# as in their docstrings.  They are the reference the fast path below is tested against.
+# as in their docstrings.  The losses run them as _fused.box_loss (cvloss_ref/_fused.py:
+# the same formulas with a hand-written gradient), which the tests compare with them.
 
 
 def _giou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:
@@ -459,184 +477,6 @@ def _box_loss_reference(
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     loss = _ELEMENTWISE[kind](_box_terms(pred, target, eps), eps)
     return _finish(loss, reduction, out_dtype)
-
-
-# ----------------------------------------------------------------------- fast path
-#
-# giou_loss, diou_loss and ciou_loss run through _FusedBoxLoss below: the same
-# formulas as the readable compositions (_giou_elementwise, _diou_elementwise,
-# _ciou_elementwise), with the gradient written out by hand and computed in the same
-# pass as the loss, from the same intermediates.  Autograd's own backward of the
-# composition spends most of its time in the backward of torch.minimum/maximum (one
-# mask, fill and where per call) and in a dozen small kernels per term; here the whole
-# backward is a handful of elementwise kernels on contiguous (2, N) blocks.  The tests
-# check that values and gradients equal the readable composition (float64, random,
-# degenerate, touching, disjoint and far-apart boxes, meta tensors, torch.compile).
-
-
-def _fused_box_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    kind: str,
-    eps: float,
-    with_grad: bool,
-    target_grad: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Elementwise GIoU/DIoU/CIoU loss of ``"xyxy"`` boxes and, with ``with_grad``,
-    its gradients with respect to ``pred`` and (with ``target_grad``) ``target`` for a
-    unit upstream gradient, as ``(4, ...)`` tensors (coordinates first).
-
-    Memory: every intermediate is released as soon as it has been used for the last
-    time, and the gradient's are combined in place, so that the peak stays near the
-    inputs plus the gradients it returns.
-
-    Gradient conventions are those of autograd on the readable composition: at a tie
-    of ``torch.minimum``/``maximum`` each side gets half; the clamp of the
-    intersection passes no gradient at exactly 0; CIoU's trade-off weight is a
-    constant; a point box's aspect angle has a zero gradient.
-    """
-    # One contiguous (2, 4, ...) tensor: [0] the predictions, [1] the targets, with
-    # the coordinates first, so that every operation below handles both boxes, or x
-    # and y, at once.  [:, :2] are the top-left corners, [:, 2:] the bottom-right ones.
-    boxes = torch.stack((pred.movedim(-1, 0), target.movedim(-1, 0)))
-    top_left, bottom_right = boxes[:, :2], boxes[:, 2:]
-    sizes = bottom_right - top_left  # (2 boxes, (w, h), ...)
-    inter_raw = torch.minimum(bottom_right[0], bottom_right[1]) - torch.maximum(
-        top_left[0], top_left[1]
-    )
-    inter_size = inter_raw.clamp(min=0)
-    del inter_raw
-    enclosing_size = torch.maximum(bottom_right[0], bottom_right[1]) - torch.minimum(
-        top_left[0], top_left[1]
-    )
-    inter = inter_size[0] * inter_size[1]
-    areas = sizes[:, 0] * sizes[:, 1]
-    union = areas[0] + areas[1] - inter
-    union_eps = union + eps
-    iou = inter / union_eps
-    loss = 1 - iou
-    if kind == "giou":
-        enclosing_area = enclosing_size[0] * enclosing_size[1]
-        enclosing_eps = enclosing_area + eps
-        loss = loss + (enclosing_area - union) / enclosing_eps
-        del enclosing_area
-    else:
-        centres = top_left + bottom_right  # twice the centres
-        centre_diff = centres[0] - centres[1]
-        del centres
-        centre_dist2 = (centre_diff * centre_diff).sum(0) / 4
-        diagonal_eps = (enclosing_size * enclosing_size).sum(0) + eps
-        loss = loss + centre_dist2 / diagonal_eps
-    if kind == "ciou":
-        # _aspect_angle for both boxes at once: atan2(w, h), which is already 0 for a
-        # point box (atan2(0, 0) = 0); its gradient there is set to 0 below.
-        angles = torch.atan2(sizes[:, 0], sizes[:, 1])
-        angle_diff = angles[1] - angles[0]  # target's minus the prediction's
-        v = _FOUR_OVER_PI_SQUARED * angle_diff * angle_diff
-        # CIoU's alpha is a constant weight (no gradient), as in ciou_loss.
-        alpha = v / (1 - iou + v + eps)
-        loss = loss + alpha * v
-        del angles, v
-    if not with_grad:
-        return loss, None, None
-    del inter, areas, union  # not needed by the gradient
-
-    # d loss / d union through IoU = inter / (union + eps), and the penalty's gradient
-    # in the enclosing box's (C_w, C_h).
-    grad_union = iou / union_eps
-    if kind == "giou":
-        # (|C| - U) / (|C| + eps): -1 / (|C| + eps) in U, (U + eps) / (|C| + eps)^2 in |C|.
-        grad_union -= 1 / enclosing_eps
-        grad_enclosing = (union_eps / (enclosing_eps * enclosing_eps)) * enclosing_size.flip(0)
-    else:
-        # rho^2 / (c^2 + eps) with c^2 = C_w^2 + C_h^2: -2 C_wh rho^2 / (c^2 + eps)^2.
-        grad_enclosing = enclosing_size * (-2 * centre_dist2 / (diagonal_eps * diagonal_eps))
-    del enclosing_size
-    grad_inter = -1 / union_eps
-    grad_inter -= grad_union
-    # U = w h + w' h' - I, and I = iw ih (clamped: no gradient at 0 or below).
-    grad_sizes = grad_union * sizes.flip(1)
-    del grad_union
-    # sign(inter_size) is the clamp's mask (1 above 0, else 0): cheaper than a where.
-    grad_inter_size = inter_size.flip(0) * grad_inter
-    grad_inter_size *= inter_size.sign()
-    del grad_inter, inter_size
-    if kind == "ciou":
-        # v = 4/pi^2 (atan2(w', h') - atan2(w, h))^2; d atan2(w, h) = (h, -w) / (w^2 + h^2),
-        # 0 for a point box; the prediction's angle enters with -1, the target's with +1.
-        grad_angle = alpha * (2 * _FOUR_OVER_PI_SQUARED) * angle_diff
-        grad_angle = torch.stack((-grad_angle, grad_angle))
-        # For a point box w^2 + h^2 = 0: the floor (the smallest normal number) keeps
-        # the scale finite (|grad_angle| <= 8 / pi for boxes with w, h >= 0), and
-        # (h, -w) = 0 then makes the gradient 0, as _aspect_angle's double where does.
-        norm2 = (sizes * sizes).sum(1, keepdim=True).clamp(min=torch.finfo(sizes.dtype).tiny)
-        scale = grad_angle.unsqueeze(1) / norm2
-        del grad_angle, norm2
-        grad_sizes += sizes.flip(1) * torch.cat((scale, -scale), 1)
-        del scale
-    del sizes
-    # min/max: the smaller (larger) side gets the gradient, each half at a tie.  With
-    # s = sign(pred - target), the prediction's share of a min is (1 - s) / 2 and of a
-    # max (1 + s) / 2; the target's is the other one.
-    split = grad_enclosing - grad_inter_size
-    split *= 0.5
-    shared = grad_inter_size.add_(grad_enclosing).mul_(0.5)  # both halves, in place
-    del grad_enclosing, grad_inter_size
-    shared = grad_sizes.add_(shared)  # d/d bottom-right; top-left gets its negative
-    own = torch.sign(boxes[0] - boxes[1])
-    del boxes
-    own *= torch.cat((split, split))
-    del split
-    if kind != "giou":
-        # d rho^2 / d centre_diff = centre_diff / 2, the same for both corners.
-        grad_centre = centre_diff * (0.5 / diagonal_eps)
-        own += torch.cat((grad_centre, grad_centre))
-        del grad_centre
-    if not target_grad:
-        grad_pred = torch.cat((-shared[0], shared[0]))  # (4 coordinates, ...)
-        grad_pred += own
-        return loss, grad_pred, None
-    grads = torch.cat((-shared, shared), 1)  # (2 boxes, 4 coordinates, ...)
-    grads[0] += own
-    grads[1] -= own
-    return loss, grads[0], grads[1]
-
-
-class _FusedBoxLoss(torch.autograd.Function):
-    """GIoU/DIoU/CIoU loss with the hand-written gradient of :func:`_fused_box_loss`.
-
-    Differentiable once: the saved gradients are constants, so a double backward
-    raises instead of returning a silently wrong second derivative.
-    """
-
-    @staticmethod
-    def forward(ctx, pred, target, kind, eps):
-        target_grad = ctx.needs_input_grad[1]
-        loss, grad_pred, grad_target = _compile.run(
-            _fused_box_loss, pred, target, kind, eps, True, target_grad
-        )
-        ctx.save_for_backward(grad_pred, grad_target)
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss):
-        grad_pred, grad_target = ctx.saved_tensors
-        grad_loss = grad_loss.unsqueeze(0)
-        return (
-            (grad_pred * grad_loss).movedim(0, -1) if ctx.needs_input_grad[0] else None,
-            (grad_target * grad_loss).movedim(0, -1) if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-        )
-
-
-def _box_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """Elementwise ``kind`` loss (``"giou"``, ``"diou"`` or ``"ciou"``) on the fast path;
-    the gradient is computed only when autograd will ask for it."""
-    if torch.is_grad_enabled() and (pred.requires_grad or target.requires_grad):
-        return _FusedBoxLoss.apply(pred, target, kind, eps)
-    return _compile.run(_fused_box_loss, pred, target, kind, eps, False)[0]
 
 
 # -------------------------------------------------------------------------- losses
@@ -739,7 +579,7 @@ def giou_loss(
     """
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     # The fast path computes _giou_elementwise with a hand-written gradient.
-    return _finish(_box_loss(pred, target, "giou", eps), reduction, out_dtype)
+    return _finish(_fused.box_loss(pred, target, "giou", eps), reduction, out_dtype)
 
 
 def diou_loss(
@@ -784,7 +624,7 @@ def diou_loss(
     """
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     # The fast path computes _diou_elementwise with a hand-written gradient.
-    return _finish(_box_loss(pred, target, "diou", eps), reduction, out_dtype)
+    return _finish(_fused.box_loss(pred, target, "diou", eps), reduction, out_dtype)
 
 
 def ciou_loss(
@@ -843,7 +683,7 @@ def ciou_loss(
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     # The fast path computes _ciou_elementwise with a hand-written gradient (alpha
     # carries none there either).
-    return _finish(_box_loss(pred, target, "ciou", eps), reduction, out_dtype)
+    return _finish(_fused.box_loss(pred, target, "ciou", eps), reduction, out_dtype)
 
 
 def _eiou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:
@@ -1021,18 +861,18 @@ def alpha_iou_loss(
         raise ValueError(f"variant must be one of 'iou', 'giou', 'diou' or 'ciou', got {variant!r}")
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     terms = _box_terms(pred, target, eps)
-    loss = 1 - _safe_pow(terms.iou, alpha)
+    loss = 1 - safe_pow(terms.iou, alpha)
     if variant == "giou":
         enclosing_area = terms.enclosing_w * terms.enclosing_h
-        loss = loss + _safe_pow((enclosing_area - terms.union) / (enclosing_area + eps), alpha)
+        loss = loss + safe_pow((enclosing_area - terms.union) / (enclosing_area + eps), alpha)
     elif variant in ("diou", "ciou"):
-        loss = loss + _safe_pow(terms.centre_dist2 / (terms.diagonal2 + eps), alpha)
+        loss = loss + safe_pow(terms.centre_dist2 / (terms.diagonal2 + eps), alpha)
     if variant == "ciou":
         v = _aspect_consistency(terms)
         # beta is CIoU's trade-off weight: no gradient, as in CIoU (see ciou_loss).
         with torch.no_grad():
             beta = v / (1 - terms.iou + v + eps)
-        loss = loss + _safe_pow(beta * v, alpha)
+        loss = loss + safe_pow(beta * v, alpha)
     return _finish(loss, reduction, out_dtype)
 
 
@@ -1178,7 +1018,6 @@ def diou_nms(
         return torch.empty(0, dtype=torch.long, device=device)
     order = torch.argsort(scores.detach(), descending=True, stable=True).cpu()
     xyxy = box_convert(_upcast(boxes.detach()), box_format, "xyxy").cpu()[order]
-    areas = box_area(xyxy)
     removed = torch.zeros(count, dtype=torch.bool)
     keep = []
     for i in range(count):
@@ -1189,22 +1028,12 @@ def diou_nms(
         if rest.shape[0] == 0:
             break
         box = xyxy[i]
-        inter_w = (torch.minimum(box[2], rest[:, 2]) - torch.maximum(box[0], rest[:, 0])).clamp(
-            min=0
-        )
-        inter_h = (torch.minimum(box[3], rest[:, 3]) - torch.maximum(box[1], rest[:, 1])).clamp(
-            min=0
-        )
-        inter = inter_w * inter_h
-        score = _safe_divide(inter, areas[i] + areas[i + 1 :] - inter)
+        inter, union, _, _, enclosing_size = _box_geometry(box, rest, distance_penalty)
+        score = safe_divide(inter, union)
         if distance_penalty:
-            centre_dist2 = (
-                (box[0] + box[2] - rest[:, 0] - rest[:, 2]) ** 2
-                + (box[1] + box[3] - rest[:, 1] - rest[:, 3]) ** 2
-            ) / 4
-            enclosing_w = torch.maximum(box[2], rest[:, 2]) - torch.minimum(box[0], rest[:, 0])
-            enclosing_h = torch.maximum(box[3], rest[:, 3]) - torch.minimum(box[1], rest[:, 1])
-            penalty = _safe_divide(centre_dist2, enclosing_w**2 + enclosing_h**2)
+            centre_diff = (box[:2] + box[2:]) - (rest[:, :2] + rest[:, 2:])
+            centre_dist2 = (centre_diff**2).sum(-1) / 4
+            penalty = safe_divide(centre_dist2, (enclosing_size**2).sum(-1))
             score = score - (penalty if beta == 1.0 else penalty.pow(beta))
         removed[i + 1 :] |= score > iou_threshold
     return order[torch.tensor(keep, dtype=torch.long)].to(device)

@@ -23,15 +23,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import _compile
-from ._reduction import (
-    _FULL_PRECISION,
-    _REDUCTION_CODE,
-    _check_reduction,
-    _reduce,
-    _upcast,
-    _weighted_mean,
-)
+from . import _fused
+from ._numerics import FULL_PRECISION, safe_log, weighted_mean
+from ._numerics import upcast as _upcast
+from ._reduction import _REDUCTION_CODE, _check_reduction, _reduce
 from ._validation import (
     _check_class_indices,
     _check_floating,
@@ -190,8 +185,12 @@ def cross_entropy(
     computed by ATen's fused kernel (the one ``F.cross_entropy`` calls, about 1.5x
     faster than a composition of ``log_softmax``, ``gather`` and masks on small
     batches); the checks, the upcast of half precision, integer index dtypes other
-    than ``long`` and the mean are this function's own.  The derivation, and a
-    composition written from it, are in the course's chapter on softmax cross entropy.
+    than ``long`` and the mean are this function's own.  The formula written out
+    term by term is ``_cross_entropy_composed`` in this module, which the tests
+    compare with the kernel; the derivation is in the course's chapter on softmax
+    cross entropy.  Like ``F.cross_entropy``, the value of a confident right
+    prediction (:math:`-\log p_y \approx \sum_{c \ne y} e^{x_c - x_y}`) keeps only
+    an absolute accuracy of about one unit in the last place of the largest logit.
 
     Args:
         logits: unnormalised scores, ``(N, C)``, ``(N, C, d1, d2, ...)`` (e.g. a
@@ -232,7 +231,7 @@ def cross_entropy(
     if (
         isinstance(logits, torch.Tensor)
         and isinstance(target, torch.Tensor)
-        and logits.dtype in _FULL_PRECISION
+        and logits.dtype in FULL_PRECISION
         and target.dtype == torch.long
         and weight is None
         and logits.dim() == 2
@@ -249,7 +248,7 @@ def cross_entropy(
         # The common call, (N, C) logits and (N,) class indices, checked in a few
         # microseconds: the full checks below cost about as much as the loss of a
         # small batch.
-        return _index_cross_entropy(
+        return _fused.index_cross_entropy(
             logits, target, None, ignore_index, float(label_smoothing), reduction
         )
     _check_floating(logits, "logits")
@@ -290,11 +289,12 @@ def cross_entropy(
     else:
         _check_class_indices(target, num_classes, "target", ignore_index, validate)
 
-    # ATen's cross_entropy_loss is exactly the formula above (log_softmax, nll_loss and
-    # the smoothing sum, fused forward and backward); what is ours is the checks, the
-    # half-precision upcast, any integer index dtype, and the mean over nothing.  The
-    # mean is taken here, as the sum divided by the kept weight, so that it is 0 with a
-    # zero gradient when nothing is kept (ATen divides 0 by 0).
+    # The formula above is _cross_entropy_composed (below).  Every call runs ATen's
+    # cross_entropy_loss instead (cvloss_ref/_fused.py), the same formula with its
+    # forward and backward fused (about 1.5x faster on small batches); what is ours is
+    # the checks, the half-precision upcast, any integer index dtype, and the mean over
+    # nothing, taken as the sum divided by the kept weight, so that it is 0 with a zero
+    # gradient when nothing is kept (ATen divides 0 by 0).
     x = _upcast(logits)
     w = None if weight is None else weight.to(x.dtype)
     if probability_target:
@@ -302,14 +302,15 @@ def cross_entropy(
         # our convention (reduced here from "none").
         fused = reduction if x.numel() else "none"
         soft = target.to(x.dtype)
-        code = _REDUCTION_CODE[fused]
-        loss = torch._C._nn.cross_entropy_loss(x, soft, w, code, ignore_index, epsilon)
+        loss = _fused.probability_cross_entropy(x, soft, w, ignore_index, epsilon, fused)
         return _reduce(loss, "none" if x.numel() else reduction).to(logits.dtype)
     target = target if target.dtype == torch.long else target.long()
-    return _index_cross_entropy(x, target, w, ignore_index, epsilon, reduction).to(logits.dtype)
+    return _fused.index_cross_entropy(x, target, w, ignore_index, epsilon, reduction).to(
+        logits.dtype
+    )
 
 
-def _index_cross_entropy(
+def _cross_entropy_composed(
     x: torch.Tensor,
     target: torch.Tensor,
     w: torch.Tensor | None,
@@ -317,19 +318,31 @@ def _index_cross_entropy(
     epsilon: float,
     reduction: str,
 ) -> torch.Tensor:
-    """:func:`cross_entropy` of checked float32/float64 logits and ``long`` class
-    indices, by ATen's kernel; the mean is ours (0, not 0/0, when nothing is kept)."""
-    if reduction != "mean":
-        code = _REDUCTION_CODE[reduction]
-        return torch._C._nn.cross_entropy_loss(x, target, w, code, ignore_index, epsilon)
-    total = torch._C._nn.cross_entropy_loss(x, target, w, 2, ignore_index, epsilon)
+    """The formula of :func:`cross_entropy`'s docstring, term by term (log-softmax,
+    gather, the smoothing sum, the weighted mean), with autograd's gradient: the
+    reference that the ATen kernel of the fast path is tested against.  ``x`` are
+    checked float32/float64 logits, ``target`` ``long`` class indices or class
+    probabilities of the shape of ``x``."""
+    class_dim = _class_dim(x)
+    num_classes = x.shape[class_dim]
+    log_p = torch.log_softmax(x, class_dim)
+    class_weight = torch.ones(num_classes, dtype=x.dtype, device=x.device) if w is None else w
+    class_weight = class_weight.view(_class_shape(x, num_classes))
+    if target.shape == x.shape:  # probabilities, smoothed towards the uniform distribution
+        soft = (1 - epsilon) * target + epsilon / num_classes
+        return _reduce(-(class_weight * soft * log_p).sum(class_dim), reduction)
     kept = target != ignore_index
-    if w is None:
-        # A count: when it is 0 the sum is 0 too, and 0 / 1 is the convention.
-        return total / kept.sum().clamp_min(1)
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
-    target_weight = w[torch.where(kept, target, torch.zeros_like(target))] * kept
-    return _weighted_mean(total, target_weight)
+    safe_target = torch.where(kept, target, torch.zeros_like(target))
+    target_weight = class_weight.flatten()[safe_target] * kept
+    nll = -log_p.gather(class_dim, safe_target.unsqueeze(class_dim)).squeeze(class_dim)
+    loss = target_weight * nll
+    if epsilon:
+        uniform = -(class_weight * log_p).sum(class_dim)  # sum_c w_c (-log p_c)
+        loss = (1 - epsilon) * loss + (epsilon / num_classes) * uniform * kept
+    if reduction == "mean":
+        return weighted_mean(loss, target_weight)
+    return _reduce(loss, reduction)
 
 
 def smooth_labels(
@@ -550,8 +563,17 @@ def binary_cross_entropy_with_logits(
     ``logsigmoid`` rather than that formula because autograd differentiates
     ``max`` and ``abs`` at :math:`x = 0` with the subgradients 0 (``clamp_min``,
     ``abs``), giving :math:`-y` instead of the true :math:`\sigma(0) - y = 1/2 - y`.
-    The gradient is :math:`w [(p_w y + 1 - y)\, \sigma(x) - p_w y]`, finite for any
-    finite logit (:math:`\pm 10^{4}`, even :math:`\pm 10^{30}` in float32).
+    The gradient is :math:`w [(1 - y)\, \sigma(x) - p_w y\, \sigma(-x)]`, finite for
+    any finite logit (:math:`\pm 10^{4}`, even :math:`\pm 10^{30}` in float32).
+
+    Both keep their relative accuracy at confident logits, where they are tiny: at
+    :math:`x = 15, y = 1` the gradient is :math:`-\sigma(-15) = -3.06 \cdot 10^{-7}`
+    in float32, where ``F.binary_cross_entropy_with_logits`` forms
+    :math:`\sigma(15) - 1 = -3.58 \cdot 10^{-7}`, and at :math:`x = -15, y = 0` the loss
+    is :math:`3.06 \cdot 10^{-7}`, where PyTorch's :math:`(1 - y) x - \log\sigma(x)`
+    cancels to 0.  Elsewhere the two agree to rounding.  Without ``weight`` and
+    ``pos_weight`` the loss runs on the kernels of :func:`sigmoid_focal_loss`
+    (``gamma=0``, no ``alpha``), faster than PyTorch's.
 
     Args:
         logits: any shape ``(*)``, e.g. ``(N, C)`` for multi-label classification.
@@ -583,11 +605,10 @@ def binary_cross_entropy_with_logits(
         and _plain_pair(logits, target)
         and not _wants_values(validate)
     ):
-        # The common call, checked in about a microsecond and sent straight to ATen's
-        # fused kernel (faster than through F.binary_cross_entropy_with_logits' wrapper).
-        return torch.binary_cross_entropy_with_logits(
-            logits, target, None, None, _REDUCTION_CODE[reduction]
-        )
+        # The common call, checked in about a microsecond: the focal loss's elementwise
+        # kernels with gamma = 0 and no alpha are exactly this loss, accurate at confident
+        # logits (ATen's kernel, (1 - y) x - logsigmoid(x), cancels there) and faster.
+        return _sigmoid_focal_dispatch(logits, target, -1.0, 0.0, reduction)
     _check_floating(logits, "logits")
     _check_floating(target, "target")
     _check_reduction(reduction)
@@ -603,23 +624,19 @@ def binary_cross_entropy_with_logits(
 
     x = _upcast(logits)
     y = target.to(x.dtype)
-    weight = weight.to(x.dtype) if weight is not None else None
-    pos_weight = pos_weight.to(x.dtype) if pos_weight is not None else None
-    # ATen's fused kernel computes exactly the formula above in one pass forward and
-    # backward (about 2.5x faster on a CPU than composing logsigmoids); only the mean of an
-    # empty batch is ours: 0 with a zero gradient, where ATen gives NaN.
-    fused = reduction if x.numel() else "none"
-    loss = F.binary_cross_entropy_with_logits(
-        x, y, weight=weight, pos_weight=pos_weight, reduction=fused
-    )
-    return _reduce(loss, "none" if x.numel() else reduction).to(logits.dtype)
-
-
-def _safe_log(value: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """``log(value)`` where ``positive``, else ``-inf``, with no NaN in either branch's
-    gradient (double ``where``: the discarded branch takes the log of 1)."""
-    safe = torch.where(positive, value, torch.ones_like(value))
-    return torch.where(positive, torch.log(safe), float("-inf"))
+    if weight is None and pos_weight is None:
+        return _sigmoid_focal_dispatch(x, y, -1.0, 0.0, reduction).to(logits.dtype)
+    # The formula above, term by term: both logsigmoids are accurate (each is
+    # min(z, 0) - log1p(exp(-|z|))), and the two terms are non-negative, so the loss keeps
+    # its relative accuracy at confident logits; autograd's gradient,
+    # w [(1 - y) sigmoid(x) - p_w y sigmoid(-x)], is a difference only for soft targets.
+    positive_term = y * F.logsigmoid(x)
+    if pos_weight is not None:
+        positive_term = pos_weight.to(x.dtype) * positive_term
+    loss = -(positive_term + (1 - y) * F.logsigmoid(-x))
+    if weight is not None:
+        loss = weight.to(x.dtype) * loss
+    return _reduce(loss, reduction).to(logits.dtype)
 
 
 def sigmoid_focal_loss(
@@ -662,6 +679,14 @@ def sigmoid_focal_loss(
     and logits up to :math:`\pm 10^4` in float32.  Where torchvision is finite, the
     two agree.
 
+    Every path keeps the relative accuracy of small losses: the fast path (taken
+    unless the target needs a gradient) forms :math:`1 - p_t` as
+    :math:`y\,\sigma(-x) + (1 - y)\,\sigma(x)` and the cross entropy from
+    :math:`\log(1 + e^{-|x|})`, never from :math:`1 - p`, so that a confident right
+    prediction, :math:`x = 15, y = 1` with ``alpha=-1, gamma=0``, gives
+    :math:`3.06 \cdot 10^{-7}` in float32 (``-log(sigmoid(15))`` rounds to
+    :math:`3.58 \cdot 10^{-7}`).
+
     Args:
         logits: any shape ``(*)``, e.g. ``(N, C)`` per-class scores of anchors.
         target: targets in ``[0, 1]`` (hard 0/1 or soft), shape ``(*)``.
@@ -698,15 +723,21 @@ def sigmoid_focal_loss(
 
     x = _upcast(logits)
     y = target.to(x.dtype)
+    return _sigmoid_focal_dispatch(x, y, alpha, gamma, reduction).to(logits.dtype)
+
+
+def _sigmoid_focal_dispatch(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, gamma: float, reduction: str
+) -> torch.Tensor:
+    """The path that :func:`sigmoid_focal_loss` (and, with ``alpha=-1, gamma=0``,
+    :func:`binary_cross_entropy_with_logits`) takes for checked float32/float64 inputs."""
     if torch.is_grad_enabled() and y.requires_grad:
         # A gradient in the target too (rare): autograd on the readable composition.
         loss = _sigmoid_focal_elementwise(x, y, alpha, gamma)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        # The fast path: _sigmoid_focal_elementwise with a hand-written gradient.
-        return _FusedSigmoidFocalLoss.apply(x, y, alpha, gamma, reduction).to(logits.dtype)
-    else:
-        loss = _compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, False)[0]
-    return _reduce(loss, reduction).to(logits.dtype)
+        return _reduce(loss, reduction)
+    # Every other call (the target needs no gradient): the same formula in a few fused
+    # elementwise kernels with a hand-written gradient, in cvloss_ref/_fused.py.
+    return _fused.sigmoid_focal_loss(x, y, alpha, gamma, reduction)
 
 
 def _sigmoid_focal_elementwise(
@@ -720,91 +751,13 @@ def _sigmoid_focal_elementwise(
     if gamma != 0:
         # 1 - p_t = y (1 - p) + (1 - y) p, summed in log space; log 0 = -inf for hard
         # targets drops the empty term (logaddexp's gradient there is exactly 0).
-        log_y = _safe_log(y, y > 0)
-        log_1my = _safe_log(1 - y, y < 1)
+        log_y = safe_log(y, y > 0)
+        log_1my = safe_log(1 - y, y < 1)
         log_1m_pt = torch.logaddexp(log_y + log_1mp, log_1my + log_p)
         loss = torch.exp(gamma * log_1m_pt) * loss
     if alpha >= 0:
         loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
     return loss
-
-
-def _fused_sigmoid_focal(
-    x: torch.Tensor, y: torch.Tensor, alpha: float, gamma: float, with_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    r"""Elementwise focal loss and, with ``with_grad``, its gradient in ``x`` (for a
-    unit upstream gradient), in a few cheap elementwise kernels.
-
-    With :math:`p = \sigma(x)`, :math:`\bar p = \sigma(-x)` (both accurate, neither
-    computed as one minus the other), :math:`q = 1 - p_t = (1 - y)\,p + y\,\bar p`
-    and :math:`\ell = \max(x, 0) - x y - \log\max(p, \bar p)` (binary cross entropy,
-    since :math:`\log\max(p, \bar p) = -\log(1 + e^{-|x|})`; one ``log`` of a number in
-    :math:`[1/2, 1]`, accurate to about one unit in the last place of 1),
-
-    .. math::
-
-        \mathrm{FL} = \alpha_t\, q^{\gamma} \ell, \qquad
-        \frac{\partial \mathrm{FL}}{\partial x} = \alpha_t\, q^{\gamma}
-            \Bigl(\gamma\,(1 - 2y)\,\frac{p \bar p}{q}\,\ell + p - y\Bigr),
-
-    where :math:`p\bar p / q \le 1` is finite (:math:`q` is floored at the smallest
-    normal number; where it underflows to 0, so does :math:`p \bar p`): no infinite
-    :math:`\gamma q^{\gamma - 1}` is ever formed, so the gradient is finite for every
-    :math:`\gamma \ge 0`, as the log-space reference's.
-    """
-    p = torch.sigmoid(x)
-    p_bar = torch.sigmoid(-x)
-    q = torch.lerp(p, p_bar, y)  # 1 - p_t
-    # Binary cross entropy: softplus(x) - x y, with softplus(x) = max(x, 0) - log max(p, p_bar).
-    bce = torch.addcmul(torch.relu(x), x, y, value=-1)
-    bce -= torch.maximum(p, p_bar).log_()
-    weight = q.pow(gamma) if gamma != 0 else None  # (1 - p_t)^gamma
-    if alpha >= 0:
-        # alpha_t = alpha y + (1 - alpha)(1 - y) = (1 - alpha) + (2 alpha - 1) y.
-        if weight is None:
-            weight = y * (2 * alpha - 1) + (1 - alpha)
-        else:
-            weight = torch.addcmul(weight * (1 - alpha), y, weight, value=2 * alpha - 1)
-    loss = bce if weight is None else weight * bce
-    if not with_grad:
-        return loss, None
-    grad_x = p - y
-    if gamma != 0:
-        # d log q / dx = (1 - 2y) p p_bar / q (see the docstring for the floor), in
-        # place on buffers that are not needed any more: a fifth less time than
-        # allocating each step.
-        dlogq_dx = p.mul_(p_bar)
-        dlogq_dx.addcmul_(y, dlogq_dx, value=-2)
-        dlogq_dx.div_(q.clamp_(min=torch.finfo(q.dtype).tiny))
-        grad_x.addcmul_(dlogq_dx, bce, value=gamma)
-    return loss, grad_x if weight is None else grad_x.mul_(weight)
-
-
-class _FusedSigmoidFocalLoss(torch.autograd.Function):
-    """Sigmoid focal loss with the hand-written gradient of :func:`_fused_sigmoid_focal`.
-
-    Differentiable once: the saved gradients are constants, so a double backward
-    raises instead of returning a silently wrong second derivative.
-
-    The reduction is done here too, so that the backward pass is one multiplication
-    by the upstream gradient (a scalar for ``"mean"`` and ``"sum"``).
-    """
-
-    @staticmethod
-    def forward(ctx, x, y, alpha, gamma, reduction):
-        loss, grad_x = _compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, True)
-        ctx.save_for_backward(grad_x)
-        ctx.reduction = reduction
-        return _reduce(loss, reduction)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss):
-        (grad_x,) = ctx.saved_tensors
-        if ctx.reduction == "mean":
-            # d mean / d loss_i = 1 / N; max(N, 1): an empty input has an empty gradient.
-            grad_loss = grad_loss / max(grad_x.numel(), 1)
-        return grad_x * grad_loss, None, None, None, None
 
 
 # ------------------------------------------------------------------ softmax focal
@@ -836,7 +789,7 @@ def softmax_focal_loss(
     :math:`-\log p_y` is taken as :math:`\log(1 + (1 - p_y) / p_y)` when
     :math:`p_y \ge 1/2` and from the log-sum-exp otherwise, so both factors keep
     their relative accuracy from :math:`p_y \to 0` to :math:`p_y \to 1`.  The value
-    and its hand-written gradient come from one softmax (``_SoftmaxFocalLoss``); the
+    and its hand-written gradient come from one softmax (``_fused._SoftmaxFocalLoss``); the
     readable composition with two masked log-sum-exps is kept as
     ``_softmax_focal_composed`` and the two are tested to agree.  A single class
     (:math:`C = 1`) or a logit gap beyond the dtype's range gives a finite value and a
@@ -893,13 +846,14 @@ def softmax_focal_loss(
     kept = target != ignore_index
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
     safe_target = torch.where(kept, target, torch.zeros_like(target)).unsqueeze(class_dim)
-    loss = _SoftmaxFocalLoss.apply(x, safe_target, gamma, class_dim).squeeze(class_dim)
+    # The composition above in one softmax with a hand-written gradient (every call).
+    loss = _fused.softmax_focal(x, safe_target, gamma, class_dim).squeeze(class_dim)
     if alpha is not None:
         loss = alpha.to(x.dtype)[safe_target.squeeze(class_dim)] * loss
     loss = torch.where(kept, loss, torch.zeros_like(loss))
     if reduction == "mean":
         # The mean over kept targets; 0 (not 0/0) when every target is ignored.
-        return _weighted_mean(loss, kept.to(x.dtype)).to(logits.dtype)
+        return weighted_mean(loss, kept.to(x.dtype)).to(logits.dtype)
     return _reduce(loss, reduction).to(logits.dtype)
 
 
@@ -907,7 +861,7 @@ def _softmax_focal_composed(
     x: torch.Tensor, safe_target: torch.Tensor, gamma: float, class_dim: int
 ) -> torch.Tensor:
     """The readable composition of the softmax focal loss (two log-sum-exps, autograd's
-    gradient): the reference that :class:`_SoftmaxFocalLoss` is tested against.
+    gradient): the reference that ``_fused._SoftmaxFocalLoss`` is tested against.
     ``safe_target`` holds class indices with the class dimension kept (size 1)."""
     log_normaliser = torch.logsumexp(x, dim=class_dim, keepdim=True)
     # -log p_y = logsumexp(x) - x_y
@@ -919,61 +873,6 @@ def _softmax_focal_composed(
         log_1m_p = torch.logsumexp(others, dim=class_dim, keepdim=True) - log_normaliser
         loss = torch.exp(gamma * log_1m_p) * loss
     return loss
-
-
-class _SoftmaxFocalLoss(torch.autograd.Function):
-    r"""Per-sample :math:`(1 - p_y)^\gamma (-\log p_y)` from one softmax, with a
-    hand-written gradient; the class dimension is kept (size 1) in the output.
-
-    With :math:`p = \operatorname{softmax}(x)`, :math:`S = \sum_{c \ne y} p_c = 1 - p_y`
-    is summed directly over the other classes (never as ``1 - p_y``, which rounds to 0
-    for a confident logit), :math:`f = S^\gamma` and :math:`L = -\log p_y`, computed
-    as :math:`\log(1 + S / p_y)` where :math:`p_y \ge 1/2` (exact as
-    :math:`p_y \to 1`) and as :math:`(\max_c x_c - x_y) - \log p_{\arg\max}` (the
-    log-sum-exp, finite where :math:`p_y` underflows) otherwise.  The gradient is
-
-    .. math::
-
-        \frac{\partial \ell}{\partial x_c} = f\, p_c \Bigl(1 + \gamma \frac{L\, p_y}{S}\Bigr)
-        \quad (c \ne y), \qquad
-        \frac{\partial \ell}{\partial x_y} = -f\, (S + \gamma L\, p_y),
-
-    with :math:`L p_y / S \to 1` taken where :math:`S` underflows to 0 (a single class,
-    or a logit gap beyond the dtype's range), so no 0/0 appears.  Only :math:`p` is
-    saved for the backward, which is one multiplication and a scatter: a third of the
-    full-size passes of the composition above, whose two log-sum-exps each cost several.
-    Differentiable once: a double backward raises instead of returning a wrong
-    second derivative.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, target: torch.Tensor, gamma: float, dim: int):
-        p = torch.softmax(x, dim)
-        p_y = p.gather(dim, target)
-        # sum_{c != y} p_c: p_y zeroed in place for the sum, then put back (p is ours,
-        # and a copy of a (N, C) tensor is what bounds this function's memory).
-        rest = p.scatter_(dim, target, 0.0).sum(dim, keepdim=True)
-        p.scatter_(dim, target, p_y)
-        top, top_index = x.max(dim, keepdim=True)
-        from_lse = (top - x.gather(dim, target)) - torch.log(p.gather(dim, top_index))
-        confident = p_y >= 0.5
-        nll = torch.where(confident, torch.log1p(rest / torch.where(confident, p_y, 1.0)), from_lse)
-        focus = rest.pow(gamma)  # 0 ** 0 = 1: gamma = 0 is the cross entropy
-        ctx.save_for_backward(p, p_y, rest, nll, focus, target)
-        ctx.gamma, ctx.dim = gamma, dim
-        return focus * nll
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor):
-        p, p_y, rest, nll, focus, target = ctx.saved_tensors
-        gamma = ctx.gamma
-        # L p_y / S, with its limit 1 where S underflows to 0 (then L = -log p_y ~ S / p_y).
-        ratio = torch.where(rest > 0, nll * p_y / torch.where(rest > 0, rest, 1.0), 1.0)
-        scale = grad * focus
-        grad_x = p * (scale * (1 + gamma * ratio))
-        grad_x.scatter_(ctx.dim, target, -scale * (rest + gamma * nll * p_y))
-        return grad_x, None, None, None
 
 
 # ------------------------------------------------------------------------- hinge

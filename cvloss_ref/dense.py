@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ._reduction import _check_reduction, _reduce, _upcast, _weighted_mean
+from ._numerics import safe_divide, weighted_mean
+from ._numerics import upcast as _upcast
+from ._reduction import _check_reduction, _reduce
 from ._validation import (
     _check_class_indices,
     _check_floating,
@@ -164,7 +166,7 @@ def weighted_pixel_cross_entropy(
     weighted = torch.where(kept, pixel_weight * loss, torch.zeros_like(loss))
     if reduction == "mean":
         norm = torch.where(kept, pixel_weight, torch.zeros_like(pixel_weight))
-        return _weighted_mean(weighted, norm).to(logits.dtype)
+        return weighted_mean(weighted, norm).to(logits.dtype)
     return _reduce(weighted, reduction).to(logits.dtype)
 
 
@@ -464,11 +466,9 @@ def dice_loss(
         overlap, probs, truth = overlap.sum(spatial), probs.sum(spatial), truth.sum(spatial)
     numerator = 2.0 * overlap + smooth
     denominator = probs + truth + smooth
-    positive = denominator > 0
-    # Double where: 0/0 (nothing predicted, nothing to find, smooth = 0) is a perfect
-    # match, with a zero gradient instead of NaN.
-    safe = torch.where(positive, denominator, torch.ones_like(denominator))
-    dice = torch.where(positive, numerator / safe, torch.ones_like(numerator))
+    # 0/0 (nothing predicted, nothing to find, smooth = 0) is a perfect match, with a
+    # zero gradient instead of NaN (the denominator is never negative).
+    dice = safe_divide(numerator, denominator, default=1.0)
     return _reduce(1.0 - dice, reduction).to(scores.dtype)
 
 

@@ -34,7 +34,9 @@ import math
 
 import torch
 
-from ._reduction import HALF_DTYPES, _reduce, _upcast
+from ._numerics import compute_dtype, safe_log
+from ._numerics import upcast as _upcast
+from ._reduction import _reduce
 from ._validation import (
     _check_dim,
     _check_distribution,
@@ -72,6 +74,8 @@ def _xlogx(x: torch.Tensor) -> torch.Tensor:
     there is finite and then masked to 0.  Negative entries give NaN, as ``log``
     does (``validate=True`` reports them instead).
     """
+    # Written out rather than through _numerics.safe_log: tests/test_similarity.py
+    # pastes this function's source, with torch and math only, as a copied reference.
     nonzero = x != 0
     safe_x = torch.where(nonzero, x, torch.ones_like(x))
     return torch.where(nonzero, x * torch.log(safe_x), torch.zeros_like(x))
@@ -85,9 +89,7 @@ def _xlogy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ``-inf``.  Unlike ``torch.xlogy``, the gradient for ``y`` at ``x == y == 0``
     is 0, not NaN.
     """
-    both_zero = (x == 0) & (y == 0)
-    safe_y = torch.where(both_zero, torch.ones_like(y), y)
-    return x * torch.log(safe_y)
+    return x * safe_log(y, (x != 0) | (y != 0), default=0.0)
 
 
 def _check_pair(
@@ -103,10 +105,6 @@ def _check_pair(
     _check_distribution(p, "p", dim, validate)
     _check_distribution(q, "q", dim, validate)
     return dim, torch.promote_types(p.dtype, q.dtype)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
 def self_information(
@@ -244,7 +242,7 @@ def cross_entropy_dist(
     """
     dim, out_dtype = _check_pair(p, q, dim, validate)
     log_base = _log_base(base)
-    compute = _compute_dtype(out_dtype)
+    compute = compute_dtype(out_dtype)
     values = 0.0 - _xlogy(p.to(compute), q.to(compute)).sum(dim)  # +0, not -0
     if log_base != 1.0:
         values = values / log_base
@@ -303,7 +301,7 @@ def kl_divergence(
     """
     dim, out_dtype = _check_pair(p, q, dim, validate)
     log_base = _log_base(base)
-    compute = _compute_dtype(out_dtype)
+    compute = compute_dtype(out_dtype)
     p_c, q_c = p.to(compute), q.to(compute)
     values = (_xlogx(p_c) - _xlogy(p_c, q_c)).sum(dim)
     if log_base != 1.0:
@@ -362,7 +360,7 @@ def js_divergence(
     """
     dim, out_dtype = _check_pair(p, q, dim, validate)
     log_base = _log_base(base)
-    compute = _compute_dtype(out_dtype)
+    compute = compute_dtype(out_dtype)
     p_c, q_c = p.to(compute), q.to(compute)
     m = 0.5 * (p_c + q_c)
     # Elementwise, each term is >= 0 by the convexity of x log x.

@@ -29,7 +29,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._reduction import _check_reduction, _reduce, _upcast
+from ._numerics import masked_mean, safe_sqrt
+from ._numerics import upcast as _upcast
+from ._reduction import _check_reduction, _reduce
 from ._validation import (
     _check_floating,
     _check_integer,
@@ -82,22 +84,6 @@ def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
     return same & ~eye, ~same
-
-
-def _safe_sqrt(x: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-    """``sqrt(x)`` for ``x > threshold``, else 0, with a zero (not NaN) gradient
-    there: the double ``where`` keeps the discarded branch's argument away from 0."""
-    positive = x > threshold
-    safe = torch.where(positive, x, torch.ones_like(x))
-    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(x))
-
-
-def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` where ``keep``; 0 with a zero gradient where nothing is kept."""
-    count = keep.sum().to(values.dtype)
-    total = torch.where(keep, values, torch.zeros_like(values)).sum()
-    nonzero = count > 0
-    return torch.where(nonzero, total / torch.where(nonzero, count, torch.ones_like(count)), 0.0)
 
 
 # --------------------------------------------------------------------------- distances
@@ -166,7 +152,7 @@ def pairwise_distances(
     squared_dist = torch.where(eye, torch.zeros_like(squared_dist), squared_dist)
     if squared:
         return squared_dist.to(embeddings.dtype)
-    return _safe_sqrt(squared_dist, eps).to(embeddings.dtype)
+    return safe_sqrt(squared_dist, eps).to(embeddings.dtype)
 
 
 # --------------------------------------------------------------------------- pair, triplet losses
@@ -249,7 +235,7 @@ def contrastive_loss(
     out_dtype = torch.promote_types(x1.dtype, x2.dtype)
     diff = _upcast(x1) - _upcast(x2)
     squared_dist = (diff * diff).sum(dim=-1)
-    dist = _safe_sqrt(squared_dist)
+    dist = safe_sqrt(squared_dist)
     y = same.to(squared_dist.dtype)
     loss = y * squared_dist + (1 - y) * F.relu(margin - dist) ** 2
     return _reduce(loss, reduction).to(out_dtype)
@@ -454,7 +440,11 @@ def mine_triplets(
 
 
 def batch_all_triplet_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float = 1.0,
+    *,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Batch-all triplet loss: the mean over the valid triplets of a batch that violate the margin.
 
@@ -482,9 +472,14 @@ def batch_all_triplet_loss(
         embeddings: ``(B, D)``, floating point.
         labels: ``(B,)`` integer class labels, same device.
         margin: :math:`m \ge 0`.
+        reduction: ``"mean"`` (the mean over :math:`T_+` above) | ``"sum"`` (the sum
+            over the valid triplets) | ``"none"``: the ``(B, B, B)`` tensor of
+            :math:`[m + d(a, p) - d(a, n)]_+` indexed ``[a, p, n]``, 0 where the
+            triplet is not valid.
 
     Returns:
-        A scalar in the dtype of ``embeddings``.
+        A scalar (``"mean"``, ``"sum"``) or ``(B, B, B)`` (``"none"``) in the dtype of
+        ``embeddings``.
 
     Reference: Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for Person
     Re-Identification", arXiv:1703.07737, 2017, section 2.  Peer:
@@ -500,17 +495,25 @@ def batch_all_triplet_loss(
     _check_embeddings(embeddings)
     _check_labels(labels, embeddings)
     margin = _check_number(margin, "margin", minimum=0.0)
+    _check_reduction(reduction)
 
     dist = _upcast(pairwise_distances(embeddings))
     positive, negative = _pair_masks(labels)
     valid = positive.unsqueeze(2) & negative.unsqueeze(1)  # (a, p, n)
     losses = F.relu(margin + dist.unsqueeze(2) - dist.unsqueeze(1))
-    loss = _masked_mean(losses, valid & (losses > 0))
-    return loss.to(embeddings.dtype)
+    if reduction == "mean":
+        return masked_mean(losses, valid & (losses > 0)).to(embeddings.dtype)
+    losses = torch.where(valid, losses, torch.zeros_like(losses))
+    return _reduce(losses, reduction).to(embeddings.dtype)
 
 
 def batch_hard_triplet_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0, soft: bool = False
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float = 1.0,
+    soft: bool = False,
+    *,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Batch-hard triplet loss: each anchor with its farthest positive and nearest negative.
 
@@ -551,9 +554,11 @@ def batch_hard_triplet_loss(
         labels: ``(B,)`` integer class labels, same device.
         margin: :math:`m \ge 0` (unused when ``soft``).
         soft: use the soft margin.
+        reduction: ``"mean"`` (over the anchors in :math:`A`) | ``"sum"`` | ``"none"``
+            (one value per anchor, ``(B,)``, 0 for an anchor outside :math:`A`).
 
     Returns:
-        A scalar in the dtype of ``embeddings``.
+        A scalar, or ``(B,)`` for ``"none"``, in the dtype of ``embeddings``.
 
     Reference: Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for Person
     Re-Identification", arXiv:1703.07737, 2017, equations (5) and (6).  Peer:
@@ -570,9 +575,10 @@ def batch_hard_triplet_loss(
     margin = _check_number(margin, "margin", minimum=0.0)
     if not isinstance(soft, bool):
         raise TypeError(f"soft must be a bool, got {type(soft).__name__}")
+    _check_reduction(reduction)
 
     if embeddings.shape[0] == 0:  # an empty batch (a shape, not a value: no sync)
-        return 0.0 * embeddings.sum()
+        return _reduce(0.0 * embeddings.sum(dim=1), reduction)
     x = _upcast(embeddings)
     positive_index, negative_index = _hardest_indices(x, labels)
     has_triplet = _has_positive_and_negative(labels)
@@ -581,7 +587,10 @@ def batch_hard_triplet_loss(
     # Anchors without a triplet are masked out below (their indices are arbitrary).
     gap = torch.where(has_triplet, hardest_pos - hardest_neg, torch.zeros_like(hardest_pos))
     losses = F.softplus(gap) if soft else F.relu(margin + gap)
-    return _masked_mean(losses, has_triplet).to(embeddings.dtype)
+    if reduction == "mean":
+        return masked_mean(losses, has_triplet).to(embeddings.dtype)
+    losses = torch.where(has_triplet, losses, torch.zeros_like(losses))
+    return _reduce(losses, reduction).to(embeddings.dtype)
 
 
 def _hardest_indices(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -619,11 +628,16 @@ def _row_distances(x: torch.Tensor, index: torch.Tensor, eps: float = 1e-12) -> 
     squared distance ``<= eps`` gives 0 with a zero gradient (as in
     :func:`pairwise_distances`)."""
     diff = x - x.index_select(0, index)
-    return _safe_sqrt((diff * diff).sum(dim=1), eps)
+    return safe_sqrt((diff * diff).sum(dim=1), eps)
 
 
 def circle_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.25, gamma: float = 256.0
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float = 0.25,
+    gamma: float = 256.0,
+    *,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Circle loss (pair-similarity form) on cosine similarities, averaged over anchors.
 
@@ -663,9 +677,12 @@ def circle_loss(
         labels: ``(B,)`` integer class labels, same device.
         margin: the relaxation :math:`m` (0.25 for face recognition in the paper).
         gamma: the scale :math:`\gamma > 0` (256 for face recognition).
+        reduction: ``"mean"`` (over the anchors with a positive and a negative) |
+            ``"sum"`` | ``"none"`` (one value per anchor, ``(B,)``, 0 for an anchor
+            without a positive or a negative).
 
     Returns:
-        A scalar in the dtype of ``embeddings``.
+        A scalar, or ``(B,)`` for ``"none"``, in the dtype of ``embeddings``.
 
     Reference: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
     Optimization", CVPR 2020, equations (6)-(8).  Peer:
@@ -684,6 +701,7 @@ def circle_loss(
     _check_labels(labels, embeddings)
     margin = _check_number(margin, "margin")
     gamma = _check_number(gamma, "gamma", minimum=0.0, strict=True)
+    _check_reduction(reduction)
 
     x = F.normalize(_upcast(embeddings), dim=1)
     sim = x @ x.T
@@ -700,4 +718,7 @@ def circle_loss(
     has_pair = positive.any(dim=1) & negative.any(dim=1)
     # Anchors without a positive or a negative are masked out; keep their value finite.
     losses = F.softplus(torch.where(has_pair, lse_p + lse_n, torch.zeros_like(lse_p)))
-    return _masked_mean(losses, has_pair).to(embeddings.dtype)
+    if reduction == "mean":
+        return masked_mean(losses, has_pair).to(embeddings.dtype)
+    losses = torch.where(has_pair, losses, torch.zeros_like(losses))
+    return _reduce(losses, reduction).to(embeddings.dtype)

@@ -20,7 +20,10 @@ from collections.abc import Callable
 
 import torch
 
-from ._reduction import _REDUCTION_CODE, _check_reduction, _reduce, _upcast
+from . import _fused
+from ._numerics import safe_sqrt
+from ._numerics import upcast as _upcast
+from ._reduction import _REDUCTION_CODE, _check_reduction, _reduce
 from ._validation import (
     _check_floating,
     _check_number,
@@ -55,15 +58,15 @@ def _residual(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return _upcast(input) - _upcast(target), out_dtype
 
 
-def _fused(
+def _piecewise(
     kernel: Callable[..., torch.Tensor],
     input: torch.Tensor,
     target: torch.Tensor,
     reduction: str,
     param: float,
 ) -> torch.Tensor:
-    """Evaluate a piecewise loss with ATen's fused kernel (``torch._C._nn.smooth_l1_loss``
-    or ``torch._C._nn.huber_loss``, called as ``kernel(x, y, reduction_code, param)``).
+    """Evaluate a piecewise loss with ATen's fused kernel (``_fused.smooth_l1_kernel`` or
+    ``_fused.huber_kernel``, called as ``kernel(x, y, reduction_code, param)``).
 
     ATen computes exactly the formulas of the docstrings (the quadratic branch for
     ``|d| < beta``) in one pass forward and one backward; written as a ``torch.where``
@@ -217,10 +220,7 @@ def rmse_loss(
     eps = _check_number(eps, "eps", minimum=0.0)
     diff, out_dtype = _residual(input, target)
     radicand = _reduce(diff * diff, reduction) + eps
-    positive = radicand > 0
-    safe_radicand = torch.where(positive, radicand, torch.ones_like(radicand))
-    root = torch.where(positive, torch.sqrt(safe_radicand), torch.zeros_like(radicand))
-    return root.to(out_dtype)
+    return safe_sqrt(radicand).to(out_dtype)
 
 
 def smooth_l1_loss(
@@ -265,7 +265,18 @@ def smooth_l1_loss(
     if beta == 0.0:
         diff, out_dtype = _residual(input, target)
         return _reduce(diff.abs(), reduction).to(out_dtype)
-    return _fused(torch._C._nn.smooth_l1_loss, input, target, reduction, beta)
+    # The formula is _smooth_l1_composed (below); every call runs ATen's kernel of it
+    # (cvloss_ref/_fused.py), forward and backward fused: ten times faster on a CPU.
+    return _piecewise(_fused.smooth_l1_kernel, input, target, reduction, beta)
+
+
+def _smooth_l1_composed(diff: torch.Tensor, beta: float) -> torch.Tensor:
+    """The formula of :func:`smooth_l1_loss`, elementwise, with autograd's gradient: the
+    reference that ATen's kernel is tested against (``beta = 0``: ``|d|``)."""
+    distance = diff.abs()
+    if beta == 0:
+        return distance
+    return torch.where(distance < beta, 0.5 * diff * diff / beta, distance - 0.5 * beta)
 
 
 def huber_loss(
@@ -319,4 +330,13 @@ def huber_loss(
     delta = _check_number(delta, "delta", minimum=0.0, strict=True)
     if math.isinf(delta):
         raise ValueError(f"delta must be finite (delta=inf is mse_loss / 2), got {delta}")
-    return _fused(torch._C._nn.huber_loss, input, target, reduction, delta)
+    # The formula is _huber_composed (below); every call runs ATen's kernel of it
+    # (cvloss_ref/_fused.py), forward and backward fused.
+    return _piecewise(_fused.huber_kernel, input, target, reduction, delta)
+
+
+def _huber_composed(diff: torch.Tensor, delta: float) -> torch.Tensor:
+    """The formula of :func:`huber_loss`, elementwise, with autograd's gradient: the
+    reference that ATen's kernel is tested against."""
+    distance = diff.abs()
+    return torch.where(distance < delta, 0.5 * diff * diff, delta * (distance - 0.5 * delta))

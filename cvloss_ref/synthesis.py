@@ -37,7 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._reduction import _check_reduction, _reduce, _upcast
+from . import _fused
+from ._numerics import upcast as _upcast
+from ._reduction import _check_reduction, _reduce
 from ._validation import (
     _check_floating,
     _check_number,
@@ -633,6 +635,8 @@ def style_loss(
     pred_feats: Features,
     style_feats: Features,
     weights: Sequence[float] | Mapping[str, float] | None = None,
+    *,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Style reconstruction loss of Gatys et al.: matching Gram matrices, layer by layer.
 
@@ -665,10 +669,13 @@ def style_loss(
             Compute them under ``torch.no_grad()``: the style is a constant.
         weights: one non-negative weight per layer (a sequence in layer order, or
             a mapping from layer names when the features are mappings).
+        reduction: ``"mean"`` (the formula above: the mean over the :math:`N`
+            images) | ``"sum"`` (over the images) | ``"none"`` (one value per image,
+            ``(N,)``: the formula without :math:`\frac1N \sum_i`).
 
     Returns:
-        A scalar in the promoted dtype of the features (computed in float32 for
-        half precision).
+        A scalar, or ``(N,)`` for ``"none"``, in the promoted dtype of the features
+        (computed in float32 for half precision).
 
     Reference: L. A. Gatys, A. S. Ecker and M. Bethge, "Image Style Transfer Using
     Convolutional Neural Networks", CVPR 2016, equations (4) and (5); J. Johnson et
@@ -685,6 +692,7 @@ def style_loss(
     """
     pairs, named = _layer_pairs(pred_feats, style_feats, "pred_feats", "style_feats")
     layer_weights = _check_layer_weights(weights, [label for label, _, _ in pairs], keyed=named)
+    _check_reduction(reduction)
     out_dtype = pairs[0][1].dtype
     total = None
     for (label, pred, style), weight in zip(pairs, layer_weights):
@@ -703,12 +711,40 @@ def style_loss(
             )
         out_dtype = torch.promote_types(out_dtype, torch.promote_types(pred.dtype, style.dtype))
         diff = _gram(_upcast(pred), True) - _gram(_upcast(style), True)
-        term = weight * _reduce(diff * diff, "mean")
-        total = term if total is None else total + term
-    return total.to(out_dtype)
+        term = weight * _per_sample_mean(diff * diff, reduction, f"pred_feats ({label})")
+        total = term if total is None else _add_layer(total, term, label)
+    return _reduce(total, "none" if reduction == "mean" else reduction).to(out_dtype)
 
 
-def content_loss(pred_feats: Features, content_feats: Features) -> torch.Tensor:
+def _per_sample_mean(squares: torch.Tensor, reduction: str, name: str) -> torch.Tensor:
+    """A layer's mean of ``squares``: over everything for ``"mean"`` (the mean over
+    the images of their means, as every image has the same number of entries), else
+    per image, over all dimensions but the first, ``(N,)``."""
+    if reduction == "mean":
+        return _reduce(squares, "mean")
+    if squares.dim() < 2:
+        raise ValueError(
+            f"{name} must have a batch dimension (N, ...) for reduction={reduction!r}, "
+            f"got shape {tuple(squares.shape)}"
+        )
+    flat = squares.flatten(1)
+    # A mean over no entries is 0, as _reduce's.
+    return flat.mean(1) if flat.shape[1] else 0.0 * flat.sum(1)
+
+
+def _add_layer(total: torch.Tensor, term: torch.Tensor, label: str) -> torch.Tensor:
+    """Sum of per-layer terms; per-image terms must agree in batch size."""
+    if total.shape != term.shape:
+        raise ValueError(
+            f"every layer must have the same batch size for a per-image reduction, got "
+            f"{term.shape[0]} images at layer {label} and {total.shape[0]} before"
+        )
+    return total + term
+
+
+def content_loss(
+    pred_feats: Features, content_feats: Features, *, reduction: str = "mean"
+) -> torch.Tensor:
     r"""Content reconstruction loss of Gatys et al.: feature MSE, summed over layers.
 
     .. math::
@@ -731,10 +767,13 @@ def content_loss(pred_feats: Features, content_feats: Features) -> torch.Tensor:
             collection and, layer by layer, the same shapes.  With mappings the
             layers are the keys of ``content_feats``.  Compute them under
             ``torch.no_grad()``: the content is a constant.
+        reduction: ``"mean"`` (the formula above: the mean over the :math:`N`
+            images) | ``"sum"`` (over the images) | ``"none"`` (one value per image,
+            ``(N,)``; the features need a batch dimension).
 
     Returns:
-        A scalar in the promoted dtype of the features (computed in float32 for
-        half precision).
+        A scalar, or ``(N,)`` for ``"none"``, in the promoted dtype of the features
+        (computed in float32 for half precision).
 
     Reference: L. A. Gatys, A. S. Ecker and M. Bethge, "Image Style Transfer Using
     Convolutional Neural Networks", CVPR 2016, equation (1).
@@ -746,6 +785,7 @@ def content_loss(pred_feats: Features, content_feats: Features) -> torch.Tensor:
         tensor(1.)
     """
     pairs, _ = _layer_pairs(pred_feats, content_feats, "pred_feats", "content_feats")
+    _check_reduction(reduction)
     out_dtype = pairs[0][1].dtype
     total = None
     for label, pred, content in pairs:
@@ -753,9 +793,9 @@ def content_loss(pred_feats: Features, content_feats: Features) -> torch.Tensor:
         _check_same_device([pred, content], [f"pred_feats ({label})", f"content_feats ({label})"])
         out_dtype = torch.promote_types(out_dtype, torch.promote_types(pred.dtype, content.dtype))
         diff = _upcast(pred) - _upcast(content)
-        term = _reduce(diff * diff, "mean")
-        total = term if total is None else total + term
-    return total.to(out_dtype)
+        term = _per_sample_mean(diff * diff, reduction, f"pred_feats ({label})")
+        total = term if total is None else _add_layer(total, term, label)
+    return _reduce(total, "none" if reduction == "mean" else reduction).to(out_dtype)
 
 
 def total_variation(images: torch.Tensor, p: int = 1, reduction: str = "mean") -> torch.Tensor:
@@ -811,7 +851,9 @@ def total_variation(images: torch.Tensor, p: int = 1, reduction: str = "mean") -
     _check_reduction(reduction)
     x = _upcast(images)
     if torch.is_grad_enabled() and x.requires_grad:
-        per_image = _TotalVariation.apply(x, p)
+        # When a gradient is wanted: the composition below with a hand-written backward
+        # (cvloss_ref/_fused.py), a quarter of autograd's full-size buffers.
+        per_image = _fused.total_variation(x, p)
     else:
         per_image = _total_variation_composed(x, p)
     return _reduce(per_image, reduction).to(images.dtype)
@@ -819,7 +861,7 @@ def total_variation(images: torch.Tensor, p: int = 1, reduction: str = "mean") -
 
 def _total_variation_composed(x: torch.Tensor, p: int) -> torch.Tensor:
     """Per-image total variation as the readable composition (autograd's gradient):
-    the reference that :class:`_TotalVariation` is tested against."""
+    the reference that ``_fused._TotalVariation`` is tested against."""
     diff_h = x[..., 1:, :] - x[..., :-1, :]
     diff_w = x[..., :, 1:] - x[..., :, :-1]
     if p == 1:
@@ -827,46 +869,3 @@ def _total_variation_composed(x: torch.Tensor, p: int) -> torch.Tensor:
     else:
         term_h, term_w = diff_h * diff_h, diff_w * diff_w
     return term_h.sum(dim=(-3, -2, -1)) + term_w.sum(dim=(-3, -2, -1))
-
-
-class _TotalVariation(torch.autograd.Function):
-    r"""Per-image total variation with a hand-written gradient.
-
-    With :math:`s = \operatorname{sign}(\Delta)` (``p=1``; 0 at a zero difference, as
-    ``torch.abs``) or :math:`s = 2\Delta` (``p=2``) for each difference
-    :math:`\Delta = x_{i+1} - x_i`, the pixel :math:`x_i` receives :math:`-s` from the
-    difference it starts and :math:`+s` from the one it ends.  The backward is a
-    zero-filled gradient and four slice updates, where autograd's composition builds a
-    full zero tensor for each of the four slices and adds them up.  Differentiable
-    once: a double backward raises instead of returning a wrong second derivative.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, p: int) -> torch.Tensor:
-        diff_h = x[..., 1:, :] - x[..., :-1, :]
-        diff_w = x[..., :, 1:] - x[..., :, :-1]
-        dims = (-3, -2, -1)
-        if p == 1:
-            per_image = diff_h.abs().sum(dims) + diff_w.abs().sum(dims)
-            slopes = (diff_h.sign_(), diff_w.sign_())  # in place: the differences are ours
-        else:
-            per_image = (diff_h * diff_h).sum(dims) + (diff_w * diff_w).sum(dims)
-            slopes = (diff_h.mul_(2.0), diff_w.mul_(2.0))
-        ctx.save_for_backward(*slopes)
-        ctx.image_shape = x.shape
-        return per_image
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        slope_h, slope_w = ctx.saved_tensors
-        grad = grad[..., None, None, None]  # one upstream value per image
-        grad_x = slope_h.new_zeros(ctx.image_shape)
-        step_h = slope_h * grad
-        grad_x[..., 1:, :] += step_h
-        grad_x[..., :-1, :] -= step_h
-        del step_h
-        step_w = slope_w * grad
-        grad_x[..., :, 1:] += step_w
-        grad_x[..., :, :-1] -= step_w
-        return grad_x, None

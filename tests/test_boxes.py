@@ -516,6 +516,100 @@ def test_pairwise_is_zero_not_nan_for_identical_points(ours):
     assert torch.isnan(tvops.box_iou(points.detach(), points.detach())).all()
 
 
+# ------------------------------------------------------------------ integer boxes
+
+INTEGER_DTYPES = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8]
+
+
+def _integer_boxes(generator, n, dtype, *, high=None):
+    """``(n, 4)`` xyxy boxes with integer corners in ``[0, high]`` (the dtype's range)."""
+    if high is None:
+        high = 127 if dtype in (torch.int8, torch.uint8) else 1000
+        high = 255 if dtype == torch.uint8 else high
+    corners = torch.randint(0, high + 1, (n, 2, 2), generator=generator)
+    low, top = corners.min(1).values, corners.max(1).values
+    return torch.cat((low, top), -1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=str)
+def test_box_area_of_integer_boxes_same_as_torchvision(dtype, generator):
+    boxes = _integer_boxes(generator, 20, dtype)
+    area = box_area(boxes)
+    expected = tvops.box_area(boxes)
+    assert area.dtype == expected.dtype  # int32 for 8/16-bit boxes, as torchvision
+    torch.testing.assert_close(area, expected, rtol=0, atol=0)
+    # ... and exact: the brute-force product of the sides, in Python integers.
+    exact = [(x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in boxes.tolist()]
+    assert area.tolist() == exact
+
+
+@pytest.mark.parametrize(
+    ("dtype", "side", "area"),
+    [(torch.int8, 100, 10000), (torch.int16, 200, 40000), (torch.uint8, 255, 65025)],
+    ids=["int8 side 100", "int16 side 200", "uint8 side 255"],
+)
+def test_box_area_widens_small_integer_types_before_multiplying(dtype, side, area):
+    boxes = torch.tensor([[0, 0, side, side]], dtype=dtype)
+    # The product in the boxes' own dtype wraps around (int8: 16, int16: -25536).
+    naive = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    assert naive.item() != area
+    assert box_area(boxes).item() == area and box_area(boxes).dtype == torch.int32
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(box_iou, tvops.box_iou), (generalized_box_iou, tvops.generalized_box_iou)],
+)
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=str)
+def test_pairwise_of_integer_boxes_same_as_torchvision(ours, theirs, dtype, generator):
+    boxes1 = _integer_boxes(generator, 12, dtype)
+    boxes2 = _integer_boxes(generator, 9, dtype)
+    if dtype == torch.uint8:
+        # torchvision subtracts uint8 corners before widening them, which wraps around
+        # for disjoint boxes: compare on boxes that all overlap (every one contains the
+        # square [100, 150]^2); the next test covers disjoint ones.
+        low = torch.randint(0, 101, (21, 2), generator=generator)
+        high = torch.randint(150, 256, (21, 2), generator=generator)
+        boxes = torch.cat((low, high), -1).to(dtype)
+        boxes1, boxes2 = boxes[:12], boxes[12:]
+    out = ours(boxes1, boxes2)
+    expected = theirs(boxes1, boxes2)
+    assert out.dtype == expected.dtype == torch.float32
+    finite = torch.isfinite(expected)  # torchvision: NaN for identical degenerate boxes
+    torch.testing.assert_close(out[finite], expected[finite], **TOLERANCES[torch.float32])
+    # The same boxes as float64: integer boxes give the float32 rounding of that.
+    wide = ours(boxes1.double(), boxes2.double())
+    torch.testing.assert_close(out, wide.float(), **TOLERANCES[torch.float32])
+
+
+@pytest.mark.parametrize("ours", [box_iou, generalized_box_iou])
+def test_pairwise_of_disjoint_uint8_boxes_does_not_wrap_around(ours):
+    # The intersection's width min(x2) - max(x1) is negative for disjoint boxes: in uint8
+    # it wraps around to 246 unless the corners are widened first (torchvision does not).
+    boxes1 = torch.tensor([[10, 20, 50, 60]], dtype=torch.uint8)
+    boxes2 = torch.tensor([[0, 0, 0, 0], [60, 0, 70, 10]], dtype=torch.uint8)
+    expected = ours(boxes1.double(), boxes2.double()).float()
+    torch.testing.assert_close(ours(boxes1, boxes2), expected, rtol=0, atol=0)
+
+
+def test_pairwise_of_mixed_integer_and_floating_boxes_is_floating():
+    boxes1 = torch.tensor([[0, 0, 4, 4]], dtype=torch.int16)
+    boxes2 = torch.tensor([[2.0, 2.0, 6.0, 6.0]], dtype=torch.float64)
+    out = box_iou(boxes1, boxes2)
+    assert out.dtype == torch.float64 and out.item() == pytest.approx(4 / 28)
+
+
+def test_integer_boxes_are_rejected_by_the_losses_and_bool_boxes_everywhere():
+    boxes = torch.tensor([[0, 0, 4, 4]])
+    with pytest.raises(TypeError, match=r"pred must be a floating-point tensor"):
+        giou_loss(boxes, boxes.double())
+    flags = torch.ones(1, 4, dtype=torch.bool)
+    with pytest.raises(TypeError, match=r"boxes1 must be a floating-point or integer tensor"):
+        box_iou(flags, boxes)
+    with pytest.raises(TypeError, match=r"boxes must be a floating-point or integer tensor"):
+        box_area(flags)
+
+
 TORCHVISION_LOSSES = [
     (giou_loss, tvops.generalized_box_iou_loss),
     (diou_loss, tvops.distance_box_iou_loss),

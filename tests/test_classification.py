@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchvision
 
 import cvloss_ref as cv
+from cvloss_ref import classification
 from cvloss_ref.classification import _ClampedBinaryCrossEntropy
 from tests._tolerances import TOLERANCES
 
@@ -1216,3 +1217,72 @@ def test_loss_invalid_reduction_and_dtype(name):
         fn(x.long(), target)
     with pytest.raises(ValueError, match="must be on the same device as"):
         fn(x, target.to("meta"))
+
+
+# ------------------------------------------- cross entropy: ATen's kernel vs the composition
+
+
+def _ce_cases(generator):
+    """Named (logits, target, weight, ignore_index, label_smoothing) in float64."""
+
+    def randn(*shape, scale=3.0):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
+
+    weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
+    labels = torch.randint(5, (8,), generator=generator)
+    ignored = labels.clone()
+    ignored[::3] = -100
+    confident = torch.zeros(4, 5, dtype=torch.float64)
+    confident[:, 0] = torch.tensor([15.0, 40.0, 300.0, -300.0])
+    probs = torch.softmax(randn(8, 5), 1)
+    return {
+        "random": (randn(8, 5), labels, None, -100, 0.0),
+        "weights, smoothing, ignored": (randn(8, 5), ignored, weight, -100, 0.3),
+        "every target ignored": (randn(3, 5), torch.full((3,), 2), weight, 2, 0.1),
+        "segmentation": (
+            randn(2, 5, 3, 4),
+            torch.randint(5, (2, 3, 4), generator=generator),
+            weight,
+            -100,
+            0.1,
+        ),
+        "unbatched": (randn(5), torch.tensor(4), None, -100, 0.2),
+        "confident": (confident, torch.zeros(4, dtype=torch.long), None, -100, 0.0),
+        "ties": (
+            torch.zeros(3, 5, dtype=torch.float64),
+            torch.tensor([0, 1, 4]),
+            weight,
+            -100,
+            0.0,
+        ),
+        "probabilities": (randn(8, 5), probs, weight, -100, 0.2),
+    }
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "random",
+        "weights, smoothing, ignored",
+        "every target ignored",
+        "segmentation",
+        "unbatched",
+        "confident",
+        "ties",
+        "probabilities",
+    ],
+)
+def test_cross_entropy_kernel_equals_the_composition(generator, case, reduction):
+    logits, target, weight, ignore_index, smoothing = _ce_cases(generator)[case]
+    fast = logits.clone().requires_grad_()
+    composed = logits.clone().requires_grad_()
+    got = cv.cross_entropy(fast, target, weight, ignore_index, smoothing, reduction)
+    want = classification._cross_entropy_composed(
+        composed, target, weight, ignore_index, smoothing, reduction
+    )
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    upstream = torch.linspace(0.5, 1.5, got.numel(), dtype=got.dtype).view(got.shape)
+    (got_grad,) = torch.autograd.grad(got, fast, upstream)
+    (want_grad,) = torch.autograd.grad(want, composed, upstream)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-14)

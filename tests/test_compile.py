@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import cvloss_ref as cv
-from cvloss_ref import _compile, boxes, classification
+from cvloss_ref import _compile, _fused
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +141,7 @@ def test_compiled_box_loss_equals_eager_on_cpu(generator, kind):
     eager = _loss_and_grads(lambda p, t: fn(p, t, reduction="none"), pred, target)
     cv.set_compile("always")
     compiled = _loss_and_grads(lambda p, t: fn(p, t, reduction="none"), pred, target)
-    assert boxes._fused_box_loss in _compile._compiled and not _compile._failed
+    assert _fused._fused_box_loss in _compile._compiled and not _compile._failed
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     # Another batch size reuses the kernel (dynamic shapes) and still agrees.
@@ -158,7 +158,7 @@ def test_compiled_sigmoid_focal_loss_equals_eager_on_cpu(generator):
     eager = _loss_and_grads(lambda x: cv.sigmoid_focal_loss(x, target, gamma=0.5), logits)
     cv.set_compile("always")
     compiled = _loss_and_grads(lambda x: cv.sigmoid_focal_loss(x, target, gamma=0.5), logits)
-    assert classification._fused_sigmoid_focal in _compile._compiled and not _compile._failed
+    assert _fused._fused_sigmoid_focal in _compile._compiled and not _compile._failed
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
@@ -174,7 +174,7 @@ def test_auto_compiles_large_cuda_batches_and_agrees_with_eager(generator, kind)
     pred = _random_boxes(generator, n, torch.float32).cuda()
     target = _random_boxes(generator, n, torch.float32).cuda()
     compiled = _loss_and_grads(fn, pred, target)
-    assert boxes._fused_box_loss in _compile._compiled and not _compile._failed
+    assert _fused._fused_box_loss in _compile._compiled and not _compile._failed
     cv.set_compile("never")
     for a, b in zip(compiled, _loss_and_grads(fn, pred, target)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

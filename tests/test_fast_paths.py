@@ -1,12 +1,14 @@
 """The fast paths (hand-written gradients) against the readable compositions they replace.
 
-``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss``,
-``softmax_focal_loss`` and ``total_variation`` compute their value and gradient in one
-pass (``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``,
-``_TotalVariation``); the readable autograd compositions are kept as
-``_box_loss_reference``, ``_sigmoid_focal_elementwise``, ``_softmax_focal_composed`` and
-``_total_variation_composed``.  Values and gradients must be equal (float64, to
-rounding), on random inputs and on every edge case the composition was designed for;
+``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss`` (and
+``binary_cross_entropy_with_logits``), ``softmax_focal_loss`` and ``total_variation``
+compute their value and gradient in one pass (``_FusedBoxLoss``,
+``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``, ``_TotalVariation`` in
+``cvloss_ref/_fused.py``); the readable autograd compositions are kept in the family
+modules as ``_box_loss_reference``, ``_sigmoid_focal_elementwise``,
+``_softmax_focal_composed`` and ``_total_variation_composed``.  Values and gradients
+must be equal (float64, to rounding), on random inputs, at confident predictions and on
+every edge case the composition was designed for;
 where the composition itself rounds (a softmax focal loss with 1 - p below float64's
 resolution), the fast path is checked against 60-digit arithmetic instead.
 """
@@ -16,9 +18,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvloss_ref import boxes, classification, synthesis
+from cvloss_ref import _fused, boxes, classification, synthesis
 from cvloss_ref.boxes import ciou_loss, diou_loss, giou_loss
-from cvloss_ref.classification import sigmoid_focal_loss
+from cvloss_ref.classification import binary_cross_entropy_with_logits, sigmoid_focal_loss
 from cvloss_ref.classification import softmax_focal_loss as cv_softmax_focal_loss
 from tests._tolerances import TOLERANCES
 
@@ -146,7 +148,7 @@ def test_box_fast_path_gradcheck(generator, kind):
     pred = _random_boxes(generator, 6).requires_grad_()
     target = _random_boxes(generator, 6).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda p, t: boxes._FusedBoxLoss.apply(p, t, kind, 1e-7), (pred, target)
+        lambda p, t: _fused._FusedBoxLoss.apply(p, t, kind, 1e-7), (pred, target)
     )
 
 
@@ -281,11 +283,50 @@ def test_sigmoid_focal_fast_path_float32_saturated_logits_are_finite(gamma):
         torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [0.25, -1.0])
+def test_sigmoid_focal_fast_path_equals_reference_at_confident_logits(alpha, gamma):
+    # Right and confident, the loss is about e^{-|x|}: both paths must keep its relative
+    # accuracy (no atol to hide behind), the fused one without forming 1 - p.
+    confident = torch.tensor(
+        [15.0, 20.0, 30.0, 45.0, 60.0, 100.0, 300.0, 700.0], dtype=torch.float64
+    )
+    logits = torch.cat((confident, -confident))
+    target = torch.cat((torch.ones(8), torch.zeros(8))).double()
+    fast = logits.clone().requires_grad_()
+    reference = logits.clone().requires_grad_()
+    got = sigmoid_focal_loss(fast, target, alpha, gamma, reduction="none")
+    expected = classification._sigmoid_focal_elementwise(reference, target, alpha, gamma)
+    (got_grad,) = torch.autograd.grad(got.sum(), fast)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), reference)
+    torch.testing.assert_close(got, expected, rtol=1e-13, atol=0)
+    torch.testing.assert_close(got_grad, expected_grad, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("target_kind", ["hard", "soft"])
+def test_binary_cross_entropy_with_logits_fast_path_equals_the_weighted_composition(
+    generator, target_kind
+):
+    # The fast path (no weights: the focal kernels with gamma = 0) against the path
+    # with a unit weight (logsigmoids and autograd), confident logits included.
+    logits = _focal_logits(generator)
+    target = _focal_targets(generator, logits, target_kind)
+    fast = logits.clone().requires_grad_()
+    composed = logits.clone().requires_grad_()
+    got = binary_cross_entropy_with_logits(fast, target, reduction="none")
+    ones = torch.ones_like(target)
+    expected = binary_cross_entropy_with_logits(composed, target, ones, reduction="none")
+    (got_grad,) = torch.autograd.grad(got.sum(), fast)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), composed)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-300)
+    torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-300)
+
+
 def test_sigmoid_focal_fast_path_gradcheck(generator):
     logits = torch.randn(12, generator=generator, dtype=torch.float64, requires_grad=True)
     target = torch.rand(12, generator=generator, dtype=torch.float64)
     assert torch.autograd.gradcheck(
-        lambda x: classification._FusedSigmoidFocalLoss.apply(x, target, 0.25, 2.0, "none"),
+        lambda x: _fused._FusedSigmoidFocalLoss.apply(x, target, 0.25, 2.0, "none"),
         (logits,),
     )
 
@@ -377,7 +418,7 @@ def _softmax_focal_pair(logits, target, gamma):
     class_dim = 0 if logits.dim() == 1 else 1
     index = target.unsqueeze(class_dim)
     results = []
-    for fn in (classification._SoftmaxFocalLoss.apply, classification._softmax_focal_composed):
+    for fn in (_fused._SoftmaxFocalLoss.apply, classification._softmax_focal_composed):
         x = logits.detach().clone().requires_grad_()
         loss = fn(x, index, gamma, class_dim)
         upstream = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype).view(loss.shape)
@@ -400,7 +441,7 @@ def test_softmax_focal_fast_path_float32_keeps_the_relative_accuracy_of_1_minus_
     # p_y = 1 - 2e-9 rounds to 1 in float32: (1 - p_y) ** gamma and -log p_y must not.
     logits = torch.tensor([[20.0, 0.0], [12.0, -3.0], [30.0, 30.0]])
     target = torch.zeros(3, dtype=torch.long)
-    fast = classification._SoftmaxFocalLoss.apply(logits, target[:, None], gamma, 1)
+    fast = _fused._SoftmaxFocalLoss.apply(logits, target[:, None], gamma, 1)
     exact = classification._softmax_focal_composed(logits.double(), target[:, None], gamma, 1)
     # (gamma = 5 takes the first row below float32's smallest number: 0 is right there.)
     torch.testing.assert_close(fast.double(), exact, rtol=1e-5, atol=1e-44)
@@ -437,7 +478,7 @@ def test_softmax_focal_fast_path_confident_logits_against_exact_arithmetic(gener
     logits, target = _softmax_focal_cases(generator)[case]
     index = target.unsqueeze(1)
     x = logits.clone().requires_grad_()
-    loss = classification._SoftmaxFocalLoss.apply(x, index, gamma, 1)
+    loss = _fused._SoftmaxFocalLoss.apply(x, index, gamma, 1)
     (grad,) = torch.autograd.grad(loss.sum(), x)
     for i in range(len(logits)):
         value, row_grad = _softmax_focal_exact(logits[i].tolist(), int(target[i]), gamma)
@@ -451,7 +492,7 @@ def test_softmax_focal_fast_path_gradcheck(generator):
     target = torch.tensor([[0], [3], [1], [1], [2]])
     for gamma in (0.5, 2.0):
         assert torch.autograd.gradcheck(
-            lambda x, g=gamma: classification._SoftmaxFocalLoss.apply(x, target, g, 1), (logits,)
+            lambda x, g=gamma: _fused._SoftmaxFocalLoss.apply(x, target, g, 1), (logits,)
         )
 
 
@@ -508,7 +549,7 @@ def test_total_variation_fast_path_equals_composition(generator, p, shape):
 def test_total_variation_fast_path_gradcheck_and_single_backward(generator):
     images = torch.randn(2, 3, 4, 5, generator=generator, dtype=torch.float64)
     images = images.requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: synthesis._TotalVariation.apply(x, 2), (images,))
+    assert torch.autograd.gradcheck(lambda x: _fused._TotalVariation.apply(x, 2), (images,))
     (grad,) = torch.autograd.grad(synthesis.total_variation(images, p=2), images, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(grad.sum(), images)

@@ -804,3 +804,109 @@ def test_invalid_numbers():
         batch_all_triplet_loss(x, labels, margin=-0.5)
     with pytest.raises(TypeError, match="soft must be a bool, got int"):
         batch_hard_triplet_loss(x, labels, soft=1)
+
+
+# ------------------------------------------------------------------------ reduction=
+
+
+def _batch(generator, n=7):
+    x = torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 3][:n])  # classes 2 and 3: no positive
+    return x, labels
+
+
+def _brute_force_triplets(x, labels, margin):
+    """``[a, p, n]`` losses of the valid triplets, from the definition, one at a time."""
+    n = len(labels)
+    out = torch.zeros(n, n, n, dtype=x.dtype)
+    for a, p, q in itertools.product(range(n), repeat=3):
+        if a != p and labels[a] == labels[p] and labels[q] != labels[a]:
+            out[a, p, q] = max(
+                margin + float(torch.dist(x[a], x[p])) - float(torch.dist(x[a], x[q])), 0
+            )
+    return out
+
+
+def _brute_force_batch_hard(x, labels, margin):
+    """Per-anchor batch-hard losses (0 without a positive and a negative)."""
+    out = []
+    for a in range(len(labels)):
+        pos = [
+            float(torch.dist(x[a], x[p]))
+            for p in range(len(labels))
+            if p != a and labels[p] == labels[a]
+        ]
+        neg = [float(torch.dist(x[a], x[q])) for q in range(len(labels)) if labels[q] != labels[a]]
+        out.append(max(margin + max(pos) - min(neg), 0.0) if pos and neg else 0.0)
+    return torch.tensor(out, dtype=x.dtype)
+
+
+def _brute_force_circle(x, labels, margin, gamma):
+    """Per-anchor circle losses, equation (6) of Sun et al. as a double sum."""
+    unit = x / x.norm(dim=1, keepdim=True)
+    out = []
+    for a in range(len(labels)):
+        s_p = [
+            float(unit[a] @ unit[p])
+            for p in range(len(labels))
+            if p != a and labels[p] == labels[a]
+        ]
+        s_n = [float(unit[a] @ unit[q]) for q in range(len(labels)) if labels[q] != labels[a]]
+        if not (s_p and s_n):
+            out.append(0.0)
+            continue
+        total = sum(
+            math.exp(
+                gamma * max(sn + margin, 0) * (sn - margin)
+                - gamma * max(1 + margin - sp, 0) * (sp - 1 + margin)
+            )
+            for sp in s_p
+            for sn in s_n
+        )
+        out.append(math.log1p(total))
+    return torch.tensor(out, dtype=x.dtype)
+
+
+def test_batch_all_triplet_loss_reduction_none_and_sum_same_as_brute_force(generator):
+    x, labels = _batch(generator)
+    expected = _brute_force_triplets(x, labels, 1.0)
+    torch.testing.assert_close(batch_all_triplet_loss(x, labels, reduction="none"), expected)
+    torch.testing.assert_close(batch_all_triplet_loss(x, labels, reduction="sum"), expected.sum())
+    # "mean" (the default) stays the mean over the triplets with a positive loss.
+    mean = expected[expected > 0].mean()
+    torch.testing.assert_close(batch_all_triplet_loss(x, labels), mean)
+    torch.testing.assert_close(batch_all_triplet_loss(x, labels, reduction="mean"), mean)
+
+
+def test_batch_hard_triplet_loss_reduction_none_and_sum_same_as_brute_force(generator):
+    x, labels = _batch(generator)
+    expected = _brute_force_batch_hard(x, labels, 1.0)
+    torch.testing.assert_close(batch_hard_triplet_loss(x, labels, reduction="none"), expected)
+    torch.testing.assert_close(batch_hard_triplet_loss(x, labels, reduction="sum"), expected.sum())
+    kept = expected[:5]  # the anchors of classes 2 and 3 have no positive: not in the mean
+    torch.testing.assert_close(batch_hard_triplet_loss(x, labels), kept.mean())
+
+
+def test_circle_loss_reduction_none_and_sum_same_as_brute_force(generator):
+    x, labels = _batch(generator)
+    expected = _brute_force_circle(x, labels, 0.25, 8.0)
+    got = circle_loss(x, labels, gamma=8.0, reduction="none")
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(circle_loss(x, labels, gamma=8.0, reduction="sum"), expected.sum())
+    torch.testing.assert_close(circle_loss(x, labels, gamma=8.0), expected[:5].mean())
+
+
+@pytest.mark.parametrize("loss", BATCH_LOSSES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_batch_losses_without_any_triplet_are_zero_with_a_zero_gradient(loss, reduction):
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    out = loss(x, torch.tensor([0, 1, 2]), reduction=reduction)  # no positive anywhere
+    (grad,) = torch.autograd.grad(out, x)
+    assert out.item() == 0.0 and not grad.any()
+
+
+@pytest.mark.parametrize("loss", BATCH_LOSSES)
+def test_batch_losses_reject_an_unknown_reduction(loss):
+    x, labels = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"reduction must be one of 'none', 'mean' or 'sum'"):
+        loss(x, labels, reduction="batchmean")

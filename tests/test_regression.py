@@ -425,3 +425,32 @@ def test_invalid_reduction(loss):
 def test_invalid_parameter(loss, kwargs, error, message):
     with pytest.raises(error, match=message):
         loss(torch.zeros(3), torch.zeros(3), **kwargs)
+
+
+# ------------------------------------------ smooth L1 / Huber: ATen's kernels vs compositions
+
+
+@pytest.mark.parametrize("param", [0.0, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("name", ["smooth_l1", "huber"])
+def test_piecewise_kernels_equal_the_compositions(generator, name, param):
+    from cvloss_ref import regression
+
+    if name == "huber" and param == 0.0:
+        pytest.skip("delta must be > 0")
+    diff = torch.randn(64, generator=generator, dtype=torch.float64) * 2
+    # Zero differences and differences exactly at the seam |d| = param.
+    diff = torch.cat((diff, torch.tensor([0.0, param, -param, 1e-300], dtype=torch.float64)))
+    target = torch.randn(diff.shape, generator=generator, dtype=torch.float64)
+    fn = smooth_l1_loss if name == "smooth_l1" else huber_loss
+    composed_fn = (
+        regression._smooth_l1_composed if name == "smooth_l1" else regression._huber_composed
+    )
+    fast = (target + diff).requires_grad_()
+    composed = (target + diff).requires_grad_()
+    got = fn(fast, target, param, reduction="none")
+    want = composed_fn(composed - target, param)
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-300)
+    upstream = torch.rand(got.shape, generator=generator, dtype=torch.float64) + 0.5
+    (got_grad,) = torch.autograd.grad(got, fast, upstream)
+    (want_grad,) = torch.autograd.grad(want, composed, upstream)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-13, atol=1e-300)

@@ -751,3 +751,61 @@ def test_module_exports():
         "total_variation",
         "vgg16_features",
     }
+
+
+# ------------------------------------------------------------------------ reduction=
+
+
+def _layers(generator, n):
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, dtype=torch.float64)
+
+    return {"relu1": rand(n, 4, 6, 6), "relu2": rand(n, 6, 3, 3)}
+
+
+def test_style_loss_reduction_none_is_the_loss_of_each_image(generator):
+    pred, style = _layers(generator, 3), _layers(generator, 1)
+    weights = {"relu1": 1.0, "relu2": 0.5}
+    per_image = style_loss(pred, style, weights, reduction="none")
+    # Independent of the batch: each image alone, against the same style image.
+    expected = torch.stack(
+        [style_loss({k: v[i : i + 1] for k, v in pred.items()}, style, weights) for i in range(3)]
+    )
+    assert per_image.shape == (3,)
+    torch.testing.assert_close(per_image, expected)
+    torch.testing.assert_close(style_loss(pred, style, weights, reduction="sum"), expected.sum())
+    torch.testing.assert_close(style_loss(pred, style, weights), expected.mean())
+
+
+def test_content_loss_reduction_none_is_the_loss_of_each_image(generator):
+    pred, content = _layers(generator, 3), _layers(generator, 3)
+    per_image = content_loss(pred, content, reduction="none")
+    expected = torch.stack(
+        [
+            sum(((pred[k][i] - content[k][i]) ** 2).mean() for k in pred)  # the definition
+            for i in range(3)
+        ]
+    )
+    torch.testing.assert_close(per_image, expected)
+    torch.testing.assert_close(content_loss(pred, content, reduction="sum"), expected.sum())
+    torch.testing.assert_close(content_loss(pred, content), expected.mean())
+
+
+@pytest.mark.parametrize("loss", [style_loss, content_loss])
+def test_feature_losses_of_an_empty_batch_are_zero_with_a_gradient(loss):
+    pred = torch.empty(0, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    target = torch.empty(0, 4, 3, 3, dtype=torch.float64)
+    for reduction in ("mean", "sum"):
+        out = loss(pred, target, reduction=reduction)
+        (grad,) = torch.autograd.grad(out, pred)
+        assert out.item() == 0.0 and grad.shape == pred.shape
+    assert loss(pred, target, reduction="none").shape == (0,)
+
+
+@pytest.mark.parametrize("loss", [style_loss, content_loss])
+def test_feature_losses_reject_an_unknown_reduction_and_mixed_batch_sizes(loss):
+    pred = [torch.rand(2, 4, 3, 3), torch.rand(3, 4, 3, 3)]
+    with pytest.raises(ValueError, match=r"reduction must be one of"):
+        loss(pred, pred, reduction="batchmean")
+    with pytest.raises(ValueError, match=r"every layer must have the same batch size"):
+        loss(pred, [p.flip(0) for p in pred], reduction="none")

@@ -1,0 +1,139 @@
+r"""The numerical helpers every loss family shares: guarded arithmetic and dtype widening.
+
+**Guarded arithmetic (the double** ``where`` **).**  A loss that divides by a quantity
+that can be 0, or takes the log, square root or a fractional power of one, must give
+a finite value *and a finite gradient* there.  A single ``torch.where(ok, f(x), 0)``
+is not enough: autograd still differentiates ``f`` at the discarded points, and
+:math:`0 \cdot \infty` is NaN.  Each helper here therefore substitutes a harmless
+argument (1) at the discarded points *before* calling ``f``, then selects::
+
+    safe = torch.where(ok, x, 1)
+    result = torch.where(ok, f(safe), default)
+
+so that neither the value nor the gradient of the discarded branch is NaN, and no
+value is read back to the host (no ``if`` on a tensor).  The gradient at a
+discarded point is 0.
+
+**Widening.**  :func:`upcast` computes half precision (float16, bfloat16) in float32,
+where sums, squares, areas and Gram matrices neither overflow nor lose most of their
+digits; :func:`widen` adds torchvision's rule for integer boxes (8- and 16-bit
+integers to int32 before anything is multiplied).
+
+Private: the public API is the losses.  Imported by every family module.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "FULL_PRECISION",
+    "HALF_DTYPES",
+    "masked_mean",
+    "safe_divide",
+    "safe_log",
+    "safe_pow",
+    "safe_sqrt",
+    "upcast",
+    "weighted_mean",
+    "widen",
+]
+
+# Precisions too narrow to accumulate in: computed in float32, returned as given.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+FULL_PRECISION = (torch.float32, torch.float64)
+
+# The dtypes that products of coordinates are computed in, as in torchvision.ops (its
+# _upcast): the area of 8- or 16-bit boxes does not fit in 8 or 16 bits (a 200 x 200 box
+# has area 40000), nor the area of a box beyond 256 x 256 pixels in float16.
+_WIDENED = {
+    torch.int8: torch.int32,
+    torch.int16: torch.int32,
+    torch.uint8: torch.int32,
+    torch.float16: torch.float32,
+    torch.bfloat16: torch.float32,
+}
+
+
+# ---------------------------------------------------------------------------- dtypes
+
+
+def upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 to float32; every other dtype unchanged."""
+    return tensor.float() if tensor.dtype in HALF_DTYPES else tensor
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype :func:`upcast` computes a ``dtype`` tensor in."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def widen(tensor: torch.Tensor) -> torch.Tensor:
+    """int8/int16/uint8 to int32 and float16/bfloat16 to float32 (torchvision's rule
+    for boxes); int32, int64, float32 and float64 unchanged."""
+    wide = _WIDENED.get(tensor.dtype)
+    return tensor if wide is None else tensor.to(wide)
+
+
+# ------------------------------------------------------------------ guarded arithmetic
+
+
+def safe_divide(
+    numerator: torch.Tensor, denominator: torch.Tensor, default: float = 0.0
+) -> torch.Tensor:
+    """``numerator / denominator``, and ``default`` (with a zero gradient) where the
+    denominator is 0: the discarded branch divides by 1.
+
+    Integer tensors give a true quotient in the default floating dtype, as ``/`` does.
+    """
+    nonzero = denominator != 0
+    safe = torch.where(nonzero, denominator, torch.ones_like(denominator))
+    quotient = numerator / safe
+    return torch.where(nonzero, quotient, torch.full_like(quotient, default))
+
+
+def safe_log(
+    value: torch.Tensor, keep: torch.Tensor | None = None, default: float = float("-inf")
+) -> torch.Tensor:
+    """``log(value)`` where ``keep`` (by default ``value > 0``), else ``default``, with
+    a zero gradient there: the discarded branch takes the log of 1."""
+    if keep is None:
+        keep = value > 0
+    safe = torch.where(keep, value, torch.ones_like(value))
+    return torch.where(keep, torch.log(safe), default)
+
+
+def safe_sqrt(value: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """``sqrt(value)`` where ``value > threshold``, else 0, with a zero (not infinite
+    or NaN) gradient there: a subgradient of a norm at 0."""
+    positive = value > threshold
+    safe = torch.where(positive, value, torch.ones_like(value))
+    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(value))
+
+
+def safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    r""":math:`\max(x, 0)^a` with finite gradients.  For :math:`a \ge 1` the derivative
+    :math:`a x^{a-1}` is finite at 0; for :math:`a < 1` it is :math:`+\infty` there, and
+    the gradient at :math:`x = 0` is taken as 0."""
+    base = base.clamp(min=0)
+    if exponent >= 1:
+        return base.pow(exponent)
+    positive = base > 0
+    return torch.where(positive, torch.where(positive, base, 1.0).pow(exponent), 0.0)
+
+
+# ------------------------------------------------------------------------- means
+
+
+def weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``sum(loss) / sum(weight)``, defined as 0 (with a zero gradient) when
+    ``sum(weight) == 0``, e.g. when every target is ignored."""
+    return safe_divide(loss.sum(), weight.sum())
+
+
+def masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``keep``; 0 with a zero gradient where nothing is kept
+    (values at discarded points, even NaN or infinite ones, reach neither the value nor
+    the gradient)."""
+    total = torch.where(keep, values, torch.zeros_like(values)).sum()
+    return safe_divide(total, keep.sum().to(values.dtype))

@@ -1,0 +1,375 @@
+"""Relative accuracy of every path of the losses where their exact values are small.
+
+A loss of a confident, correct prediction is tiny (:math:`\\log(1 + e^{-x})` at
+:math:`x = 15` is :math:`3.06 \\cdot 10^{-7}`), and so are the losses of two boxes a
+hair apart or two embeddings at a near-zero distance.  Those values can be computed to
+a few units in the last place (ulp) of the dtype; a formula that forms ``1 - p`` or
+``log(sigmoid(x))`` loses every digit of them instead.  Each test evaluates the loss and
+its gradient on a grid of such inputs, on each path the package takes (the fast path
+with a hand-written gradient, the ``no_grad`` path, the autograd composition taken when
+the target needs a gradient, float32 and float64), and compares them with the
+definition evaluated in 360-digit arithmetic (``mpmath``), gradients by ``mpmath.diff``.
+
+The tolerance: :data:`ULPS` units of the dtype's epsilon relative to the exact value
+where that is a normal number; below the smallest normal number (float32 beyond
+:math:`|x| \\approx 87`), where the exact value is not representable to full precision,
+an absolute error up to the smallest normal number.
+
+Known gaps are marked ``xfail(strict=True)`` with their cause, so that a fix shows up
+as an unexpected pass.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import pytest
+import torch
+
+import cvloss_ref as cv
+
+# 1 - p_y of a float64 logit of 700 is e^{-700}: the definitions are evaluated with
+# enough digits to hold it next to 1.
+DIGITS = 360
+
+#: Allowed error, in units of the dtype's epsilon relative to the exact value.
+ULPS = 16
+
+# Confident logits: the loss of the right class is about e^{-x}.  float32 reaches the
+# subnormal range beyond x = 87 (the values from there on are judged absolutely).
+CONFIDENT = {
+    torch.float32: [15.0, 16.0, 17.5, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 87.0, 100.0],
+    torch.float64: [30.0, 35.0, 40.0, 50.0, 75.0, 100.0, 200.0, 300.0, 500.0, 600.0, 700.0],
+}
+MODERATE = [-12.0, -7.5, -3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0, 7.5, 12.0]
+DTYPES = [torch.float32, torch.float64]
+
+
+def assert_accurate(got: torch.Tensor, exact: list[float], dtype: torch.dtype, what: str) -> None:
+    """``got`` within :data:`ULPS` epsilons of ``exact`` (relative), or within the
+    smallest normal number of it where ``exact`` is below that."""
+    finfo = torch.finfo(dtype)
+    got = got.detach().double().flatten()
+    want = torch.tensor(exact, dtype=torch.float64).flatten()
+    bound = torch.where(want.abs() >= finfo.tiny, ULPS * finfo.eps * want.abs(), finfo.tiny)
+    error = (got - want).abs()
+    bad = ~(error <= bound)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        rel = float(error[i] / want[i].abs()) if want[i] != 0 else float("inf")
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.numel()} values off; first at index {i}: "
+            f"got {float(got[i]):.10g}, exact {float(want[i]):.10g} "
+            f"(relative error {rel:.3g}, {rel / finfo.eps:.3g} eps; allowed {ULPS} eps)"
+        )
+
+
+def _mp(value: float) -> mpmath.mpf:
+    return mpmath.mpf(float(value))
+
+
+# ------------------------------------------------------------------ sigmoid losses
+
+
+def _softplus(z: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.log1p(mpmath.exp(z))
+
+
+def _focal_exact(x: float, y: float, alpha: float, gamma: float) -> tuple[float, float]:
+    """Sigmoid focal loss from its definition (Lin et al. 2017, soft targets as in
+    torchvision) and its derivative in the logit."""
+    y = _mp(y)
+
+    def loss(z):
+        p = 1 / (1 + mpmath.exp(-z))
+        p_bar = 1 / (1 + mpmath.exp(z))
+        bce = y * _softplus(-z) + (1 - y) * _softplus(z)  # -[y log p + (1 - y) log(1 - p)]
+        q = y * p_bar + (1 - y) * p  # 1 - p_t
+        value = bce if gamma == 0 else q ** _mp(gamma) * bce
+        if alpha >= 0:
+            value = (_mp(alpha) * y + (1 - _mp(alpha)) * (1 - y)) * value
+        return value
+
+    with mpmath.workdps(DIGITS):
+        z = _mp(x)
+        return float(loss(z)), float(mpmath.diff(loss, z))
+
+
+def _logit_grid(dtype: torch.dtype) -> tuple[list[float], list[float]]:
+    """(logits, targets): confident and right (x with 1, -x with 0), confident and
+    wrong, moderate logits with hard and soft targets."""
+    confident = CONFIDENT[dtype]
+    logits = confident + [-x for x in confident] + [-x for x in confident[:3]] + MODERATE * 3
+    targets = (
+        [1.0] * len(confident)
+        + [0.0] * len(confident)
+        + [1.0] * 3
+        + [1.0] * len(MODERATE)
+        + [0.0] * len(MODERATE)
+        + [0.3] * len(MODERATE)
+    )
+    return logits, targets
+
+
+FOCAL_PATHS = ["fast", "no_grad", "target_grad"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("path", FOCAL_PATHS)
+@pytest.mark.parametrize(("alpha", "gamma"), [(-1.0, 0.0), (0.25, 0.0), (0.25, 0.5), (0.25, 2.0)])
+def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma):
+    logits, targets = _logit_grid(dtype)
+    x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
+    y = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
+    exact = [_focal_exact(a, b, alpha, gamma) for a, b in zip(logits, targets, strict=True)]
+    if path == "no_grad":
+        with torch.no_grad():
+            loss = cv.sigmoid_focal_loss(x, y, alpha, gamma, reduction="none")
+    else:
+        loss = cv.sigmoid_focal_loss(x, y, alpha, gamma, reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        assert_accurate(grad, [g for _, g in exact], dtype, f"{path} gradient")
+    assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
+
+
+BCE_PATHS = ["fast", "weighted", "no_grad"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("path", BCE_PATHS)
+def test_binary_cross_entropy_with_logits_is_accurate_at_confident_logits(dtype, path):
+    logits, targets = _logit_grid(dtype)
+    x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
+    y = torch.tensor(targets, dtype=dtype)
+    weight = torch.ones_like(y) if path == "weighted" else None
+    exact = [_focal_exact(a, b, -1.0, 0.0) for a, b in zip(logits, targets, strict=True)]
+    with torch.set_grad_enabled(path != "no_grad"):
+        loss = cv.binary_cross_entropy_with_logits(x, y, weight, reduction="none")
+    if path != "no_grad":
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        assert_accurate(grad, [g for _, g in exact], dtype, f"{path} gradient")
+    assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
+
+
+# ------------------------------------------------------------------ softmax losses
+
+# Rows (x, 0, -1) with class 0 the target: p_0 -> 1 as x grows, -log p_0 ~ e^{-x}.
+SOFTMAX_TAIL = (0.0, -1.0)
+
+
+def _softmax_rows(dtype: torch.dtype) -> list[list[float]]:
+    return [[x, *SOFTMAX_TAIL] for x in CONFIDENT[dtype]] + [[x, *SOFTMAX_TAIL] for x in MODERATE]
+
+
+def _softmax_focal_exact(row: list[float], target: int, gamma: float) -> tuple[float, list[float]]:
+    """(1 - p_y)^gamma (-log p_y) from the softmax's definition, and its gradient."""
+
+    def loss(*z):
+        total = mpmath.fsum(mpmath.exp(v) for v in z)
+        p_y = mpmath.exp(z[target]) / total
+        rest = mpmath.fsum(mpmath.exp(v) for c, v in enumerate(z) if c != target) / total
+        nll = -mpmath.log(p_y)
+        return nll if gamma == 0 else rest ** _mp(gamma) * nll
+
+    with mpmath.workdps(DIGITS):
+        z = [_mp(v) for v in row]
+        grad = []
+        for c in range(len(z)):
+            order = [0] * len(z)
+            order[c] = 1
+            grad.append(float(mpmath.diff(loss, z, tuple(order))))
+        return float(loss(*z)), grad
+
+
+CROSS_ENTROPY_PATHS = {
+    # (N, C) float logits and long indices: the common call, checked in microseconds.
+    "fast": lambda x, t: cv.cross_entropy(x, t, reduction="none"),
+    # Any other index dtype goes through the full checks.
+    "int32 target": lambda x, t: cv.cross_entropy(x, t.int(), reduction="none"),
+    "class weights": lambda x, t: cv.cross_entropy(
+        x, t, weight=torch.ones(x.shape[1], dtype=x.dtype), reduction="none"
+    ),
+    "probability target": lambda x, t: cv.cross_entropy(
+        x, torch.nn.functional.one_hot(t, x.shape[1]).to(x.dtype), reduction="none"
+    ),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cross_entropy equals F.cross_entropy (ATen's log_softmax: -log p_y = "
+    "logsumexp(x) - x_y, which rounds to 0 or to one ulp of x_y at confident logits); "
+    "an accurate form is log1p(sum_{c != y} p_c / p_y) as softmax_focal_loss uses",
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("path", list(CROSS_ENTROPY_PATHS))
+def test_cross_entropy_is_accurate_at_confident_logits(dtype, path):
+    rows = _softmax_rows(dtype)
+    x = torch.tensor(rows, dtype=dtype, requires_grad=True)
+    target = torch.zeros(len(rows), dtype=torch.long)
+    exact = [_softmax_focal_exact(row, 0, 0.0) for row in rows]
+    loss = CROSS_ENTROPY_PATHS[path](x, target)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
+    assert_accurate(grad, [g for _, row in exact for g in row], dtype, f"{path} gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["fast", "no_grad"])
+def test_softmax_focal_loss_is_accurate_at_confident_logits(dtype, gamma, grad_enabled):
+    rows = _softmax_rows(dtype)
+    x = torch.tensor(rows, dtype=dtype, requires_grad=grad_enabled)
+    target = torch.zeros(len(rows), dtype=torch.long)
+    exact = [_softmax_focal_exact(row, 0, gamma) for row in rows]
+    with torch.set_grad_enabled(grad_enabled):
+        loss = cv.softmax_focal_loss(x, target, gamma=gamma, reduction="none")
+    assert_accurate(loss, [v for v, _ in exact], dtype, "value")
+    if grad_enabled:
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        assert_accurate(grad, [g for _, row in exact for g in row], dtype, "gradient")
+
+
+# ---------------------------------------------------------------------- box losses
+
+
+def _box_loss_exact(pred: list[float], target: list[float], kind: str) -> tuple[float, list[float]]:
+    """GIoU/DIoU loss (eps = 0) of one pair of xyxy boxes from the definitions
+    (Rezatofighi et al. 2019; Zheng et al. 2020), and its gradient in ``pred``."""
+
+    def loss(*p):
+        t = [_mp(v) for v in target]
+        inter_w = max(min(p[2], t[2]) - max(p[0], t[0]), 0)
+        inter_h = max(min(p[3], t[3]) - max(p[1], t[1]), 0)
+        inter = inter_w * inter_h
+        union = (p[2] - p[0]) * (p[3] - p[1]) + (t[2] - t[0]) * (t[3] - t[1]) - inter
+        enclosing_w = max(p[2], t[2]) - min(p[0], t[0])
+        enclosing_h = max(p[3], t[3]) - min(p[1], t[1])
+        value = 1 - inter / union
+        if kind == "giou":
+            enclosing = enclosing_w * enclosing_h
+            return value + (enclosing - union) / enclosing
+        centre_dist2 = ((p[0] + p[2] - t[0] - t[2]) ** 2 + (p[1] + p[3] - t[1] - t[3]) ** 2) / 4
+        return value + centre_dist2 / (enclosing_w**2 + enclosing_h**2)
+
+    with mpmath.workdps(50):
+        z = [_mp(v) for v in pred]
+        grad = []
+        for c in range(4):
+            order = [0] * 4
+            order[c] = 1
+            grad.append(float(mpmath.diff(loss, z, tuple(order))))
+        return float(loss(*z)), grad
+
+
+def _tiny_gap_boxes(dtype: torch.dtype) -> tuple[list[list[float]], list[list[float]]]:
+    """Unit boxes against boxes grown or shifted by 2^-k: 1 - IoU of about 2^-k.
+    The gaps keep every coordinate exact in the dtype, and no edge tied (autograd's
+    min/max split a tie's gradient, the definition's derivative does not exist)."""
+    eps = torch.finfo(dtype).eps
+    gaps = [2.0**-k for k in range(6, 60) if 2.0**-k >= 64 * eps]
+    preds, targets = [], []
+    for gap in gaps:
+        preds += [[0.25, 0.5, 1.5, 1.75], [0.25, 0.5, 1.5, 1.75]]
+        targets += [
+            [0.25 - gap, 0.5 - gap, 1.5 + gap, 1.75 + gap],
+            [0.25 + gap, 0.5, 1.5 + gap, 1.75],
+        ]
+    return preds, targets
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="1 - IoU is formed by subtraction (1 - I / U), which keeps only an absolute "
+    "accuracy of one epsilon; an accurate form is (|A \\ B| + |B \\ A|) / U with the "
+    "set differences from coordinate differences",
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["fast", "no_grad"])
+@pytest.mark.parametrize("kind", ["giou", "diou"])
+def test_box_losses_are_accurate_at_tiny_iou_gaps(dtype, grad_enabled, kind):
+    preds, targets = _tiny_gap_boxes(dtype)
+    pred = torch.tensor(preds, dtype=dtype, requires_grad=grad_enabled)
+    target = torch.tensor(targets, dtype=dtype)
+    exact = [_box_loss_exact(p, t, kind) for p, t in zip(preds, targets, strict=True)]
+    fn = {"giou": cv.giou_loss, "diou": cv.diou_loss}[kind]
+    with torch.set_grad_enabled(grad_enabled):
+        loss = fn(pred, target, eps=0.0, reduction="none")
+    assert_accurate(loss, [v for v, _ in exact], dtype, "value")
+    if grad_enabled:
+        (grad,) = torch.autograd.grad(loss.sum(), pred)
+        assert_accurate(grad, [g for _, row in exact for g in row], dtype, "gradient")
+
+
+# -------------------------------------------------------------------- metric losses
+
+
+def _near_pairs(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of norm about 1 and partners 2^-k away (k up to the dtype's
+    resolution), in a fixed direction so that every difference is exact."""
+    generator = torch.Generator().manual_seed(0)
+    eps = torch.finfo(dtype).eps
+    gaps = [2.0**-k for k in range(2, 60) if 2.0**-k >= 64 * eps]
+    base = torch.rand(len(gaps), 3, generator=generator, dtype=torch.float64) + 0.5
+    base = base.to(dtype)
+    step = torch.tensor([1.0, -0.5, 0.25], dtype=dtype)
+    other = base + torch.tensor(gaps, dtype=dtype)[:, None] * step
+    return base, other
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_contrastive_loss_is_accurate_at_near_zero_distances(dtype):
+    x1, x2 = _near_pairs(dtype)
+    x1 = x1.requires_grad_()
+    same = torch.ones(len(x1), dtype=torch.bool)
+    loss = cv.contrastive_loss(x1, x2, same, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), x1)
+    values, grads = [], []
+    for a, b in zip(x1.detach().tolist(), x2.tolist(), strict=True):
+        diff = [_mp(u) - _mp(v) for u, v in zip(a, b, strict=True)]
+        values.append(float(mpmath.fsum(d * d for d in diff)))  # d^2 for a positive pair
+        grads += [float(2 * d) for d in diff]
+    assert_accurate(loss, values, dtype, "value")
+    assert_accurate(grad, grads, dtype, "gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_triplet_margin_loss_is_accurate_at_near_zero_distances(dtype):
+    # anchor ~ positive (distance 2^-k), negative 3 sqrt(3) away: the loss
+    # m + d(a, p) - d(a, n) is active (m = 6), with PyTorch's eps = 0 here, so that d is
+    # the exact norm.
+    anchor, positive = _near_pairs(dtype)
+    negative = anchor + 3.0
+    anchor = anchor.requires_grad_()
+    loss = cv.triplet_margin_loss(anchor, positive, negative, margin=6.0, eps=0.0, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), anchor)
+    values, grads = [], []
+    for a, p, n in zip(anchor.detach().tolist(), positive.tolist(), negative.tolist(), strict=True):
+        to_pos = [_mp(u) - _mp(v) for u, v in zip(a, p, strict=True)]
+        to_neg = [_mp(u) - _mp(v) for u, v in zip(a, n, strict=True)]
+        d_pos = mpmath.sqrt(mpmath.fsum(d * d for d in to_pos))
+        d_neg = mpmath.sqrt(mpmath.fsum(d * d for d in to_neg))
+        values.append(float(6 + d_pos - d_neg))
+        grads += [float(u / d_pos - v / d_neg) for u, v in zip(to_pos, to_neg, strict=True)]
+    assert_accurate(loss, values, dtype, "value")
+    assert_accurate(grad, grads, dtype, "gradient")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pairwise_distances works from the Gram matrix (|x|^2 + |y|^2 - 2 x.y), "
+    "which cancels at near-zero distances; the difference form (torch.cdist's "
+    "compute_mode='donot_use_mm_for_euclid_dist') is accurate at O(B^2 D) memory",
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pairwise_distances_are_accurate_at_near_zero_distances(dtype):
+    # A third embedding far away, so that centring the batch does not remove the
+    # common part of the two near ones.
+    x1, x2 = _near_pairs(dtype)
+    distances = []
+    got = []
+    for a, b in zip(x1, x2, strict=True):
+        matrix = cv.pairwise_distances(torch.stack((a, b, a + 8.0)))
+        got.append(matrix[0, 1])
+        diff = [_mp(u) - _mp(v) for u, v in zip(a.tolist(), b.tolist(), strict=True)]
+        distances.append(float(mpmath.sqrt(mpmath.fsum(d * d for d in diff))))
+    assert_accurate(torch.stack(got), distances, dtype, "distance")
