@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
+import contextlib
+import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,7 +369,11 @@ class _Verification:
         from cvloss_ref.testing import check_loss
 
         messages = []
+        hung = getattr(self.verifier, "hung", {})  # functions that looped: not called again
         for check in test.checks:
+            if check.function in hung:
+                messages.append(f"{check.function}: {hung[check.function]}")
+                continue
             if check.function != self.current:
                 self.current = check.function
                 self._ensure_running()
@@ -582,8 +591,9 @@ def submissions(assignment: str) -> list[tuple[str, Path]]:
     return found
 
 
-def _save(result: SubmissionResult, source_dir: Path) -> None:
-    """Write results.json and, for every notebook of the assignment, the notebook that
+def _save(result: SubmissionResult, source_dir: Path, fingerprint: dict | None = None) -> None:
+    """Write results.json (with the submission's :func:`fingerprint`, read back by
+    :func:`previous_result`) and, for every notebook of the assignment, the notebook that
     nbgrader's formgrader shows (:func:`grading.formgrader.review_notebook`: the graded
     notebook with the run's outputs, the verdicts and the flags) under autograded/."""
     target = AUTOGRADED_DIR / result.student / result.assignment
@@ -601,8 +611,11 @@ def _save(result: SubmissionResult, source_dir: Path) -> None:
             # e.g. a lone surrogate in a solution cell or an output: UTF-8 cannot write it
             problem = f"the graded notebook cannot be written ({type(error).__name__})"
             write_notebook(placeholder_notebook(result, graded, problem), path)
+    data = result.to_dict()
+    if fingerprint is not None:
+        data[FINGERPRINT] = fingerprint
     tmp = target / "results.json.tmp"
-    tmp.write_text(result.to_json(), encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, target / "results.json")
 
 
@@ -648,6 +661,164 @@ def _worker_failed(student: str, assignment: str, sources, error: Exception):
     )
 
 
+# ----------------------------------------------------------------------------- resuming
+
+#: The key of results.json that says what was graded (the submission's and the
+#: assignment's digests); SubmissionResult ignores it.
+FINGERPRINT = "fingerprint"
+#: Raised with the grading code's behaviour, so that a new one regrades every submission.
+GRADER_VERSION = 1
+
+
+def submission_digest(folder: Path, sources: list[SourceNotebook]) -> str:
+    """SHA-256 of what grading reads of a submission: each notebook of the assignment (a
+    missing or irregular file counts as such)."""
+    digest = hashlib.sha256()
+    for source in sources:
+        path = Path(folder) / f"{source.name}.ipynb"
+        digest.update(source.name.encode() + b"\0")
+        if path.is_symlink() or not path.is_file():
+            digest.update(b"missing\0" if not path.exists() else b"irregular\0")
+            continue
+        with open(path, "rb") as file:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def assignment_version(sources: list[SourceNotebook], options: Options) -> str:
+    """SHA-256 of what a grade depends on besides the submission: the source notebooks
+    (tests, points, hidden tests), the options (time limit, limits, sandbox) and
+    :data:`GRADER_VERSION`."""
+    digest = hashlib.sha256(f"grader {GRADER_VERSION}\0".encode())
+    digest.update(json.dumps(dataclasses.asdict(options), sort_keys=True).encode())
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + nbformat.writes(source.nb).encode())
+    return digest.hexdigest()
+
+
+def fingerprint(folder: Path, sources: list[SourceNotebook], options: Options) -> dict:
+    return {
+        "submission": submission_digest(folder, sources),
+        "assignment": assignment_version(sources, options),
+    }
+
+
+def previous_result(student: str, assignment: str, expected: dict) -> SubmissionResult | None:
+    """The saved result of this student's submission when it was graded from the same
+    files and the same assignment version (its fingerprint), else None."""
+    path = AUTOGRADED_DIR / student / assignment / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get(FINGERPRINT) != expected:
+            return None
+        return SubmissionResult.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+class Interrupted(Exception):
+    """The batch was stopped (Ctrl-C): every finished submission was recorded."""
+
+    def __init__(self, recorded: int, left: int) -> None:
+        super().__init__(
+            f"interrupted: {recorded} submission(s) graded and recorded, {left} not graded; "
+            "run the same command again to grade only those"
+        )
+        self.recorded, self.left = recorded, left
+
+
+class BatchFailed(RuntimeError):
+    """The batch cannot go on (the gradebook or the cluster was lost): every submission
+    finished before was recorded."""
+
+
+def _worker_init() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle (it ends the workers; a
+    handler, not SIG_IGN, so that the processes a worker starts get the default again),
+    and the worker dies with the parent, even one killed outright (its sandboxes die with
+    it: ``--die-with-parent``)."""
+    from .sandbox import _die_with_parent
+
+    signal.signal(signal.SIGINT, lambda *_: None)
+    _die_with_parent()
+
+
+class LocalEngine:
+    """Submissions graded by a pool of ``jobs`` worker processes on this machine."""
+
+    def __init__(self, jobs: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pool = cf.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_worker_init
+        )
+
+    def submit(self, student: str, assignment: str, folder: Path, options: Options):
+        return self.pool.submit(grade_submission, student, assignment, str(folder), options)
+
+    def as_completed(self, futures):
+        return cf.as_completed(futures)
+
+    def result(self, future) -> SubmissionResult:
+        return future.result()
+
+    def stop(self) -> None:
+        """End every worker now (their sandboxes die with them: ``--die-with-parent``)."""
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        for process in processes:
+            try:
+                process.kill()
+            except (OSError, ValueError):
+                pass
+        for process in processes:
+            process.join(timeout=10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Deferred:
+    """SIGINT handling of the parent: a Ctrl-C raises KeyboardInterrupt, except while a
+    finished submission is being written (``with deferred.critical():``), where it takes
+    effect just after, so that a submission is recorded completely or not at all."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.pending = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.inside:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.inside = True
+        try:
+            yield
+        finally:
+            self.inside = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 def autograde(
     assignment: str,
     *,
@@ -656,6 +827,9 @@ def autograde(
     db_url: str | None = None,
     progress: bool = True,
     students: list[str] | None = None,
+    force: bool = False,
+    engine=None,
+    skipped: list[str] | None = None,
 ) -> list[SubmissionResult]:
     """Grade every submission of ``assignment``; returns the results, in student order.
 
@@ -663,65 +837,116 @@ def autograde(
     the same options, as a canary: if it does not get full marks, :class:`CanaryFailed`
     is raised and nothing is written (no results, no gradebook entry).  Students' results
     are kept back until the canary has passed, then saved and recorded one at a time.
+
+    A submission whose files and assignment version (:func:`fingerprint`, kept in its
+    results.json) are those it was last graded with is not graded again (unless
+    ``force``): its saved result is used, and recorded if the gradebook lacks it.  When
+    nothing is left to grade, neither is the canary.  Ctrl-C ends the workers and their
+    sandboxes at once and raises :class:`Interrupted`; what finished before was recorded.
+
+    ``engine`` grades the submissions: a :class:`LocalEngine` of ``jobs`` processes by
+    default, or a :class:`grading.engine_dask.DaskEngine` (a Dask cluster).  The students
+    not graded again are appended to ``skipped``.
     """
     from tqdm import tqdm
 
-    from .gradebook import record
+    from .gradebook import record, recorded
 
     sources = source_notebooks(assignment)  # fails early on an unknown assignment
     batch = [(s, f) for s, f in submissions(assignment) if students is None or s in students]
     if not batch:
         return []
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    prints = {student: fingerprint(folder, sources, options) for student, folder in batch}
     results: dict[str, SubmissionResult] = {}
+    if not force:
+        in_gradebook: set[str] | None = None  # read only when something was graded before
+        for student, _ in batch:
+            previous = previous_result(student, assignment, prints[student])
+            if previous is not None:
+                if in_gradebook is None:
+                    in_gradebook = recorded(assignment, db_url)
+                if student not in in_gradebook:
+                    record(previous, sources, db_url)
+                results[student] = previous
+    todo = [(s, f) for s, f in batch if s not in results]
+    if skipped is not None:
+        skipped.extend(s for s, _ in batch if s in results)
+    if not todo:
+        return [results[s] for s, _ in batch]
+    jobs = max(1, jobs or os.cpu_count() or 1)
     waiting: list[tuple[SubmissionResult, Path]] = []  # graded before the canary passed
+    graded = 0
     canary_passed = False
 
     def keep(result: SubmissionResult, folder: Path) -> None:
-        _save(result, folder)
-        record(result, sources, db_url)
+        nonlocal graded
+        # results.json first: a submission saved but not recorded (the gradebook failed,
+        # or Ctrl-C came between) is recorded by the next run without being graded again.
+        _save(result, folder, prints.get(result.student))
+        try:
+            record(result, sources, db_url)
+        except Exception as error:
+            raise BatchFailed(
+                f"the gradebook failed while recording {result.student} "
+                f"({type(error).__name__}: {str(error).strip().splitlines()[0][:300]}); "
+                f"{graded} submission(s) were recorded: run the same command again to grade "
+                "only what is missing"
+            ) from None
         results[result.student] = result
+        graded += 1
 
-    context = multiprocessing.get_context("spawn")
+    engine = engine or LocalEngine(min(jobs, len(todo) + 1))
     with (
         tempfile.TemporaryDirectory(prefix="cvloss-canary-") as canary_dir,
-        cf.ProcessPoolExecutor(max_workers=min(jobs, len(batch) + 1), mp_context=context) as pool,
+        _Deferred() as deferred,
     ):
-        write_instructor_submission(sources, Path(canary_dir))
-        canary = pool.submit(grade_submission, CANARY, assignment, canary_dir, options)
-        futures = {
-            pool.submit(grade_submission, student, assignment, str(folder), options): (
-                student,
-                folder,
-            )
-            for student, folder in batch
-        }
-        bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
-        for future in cf.as_completed([canary, *futures]):
-            if future is canary:
+        try:
+            write_instructor_submission(sources, Path(canary_dir))
+            canary = engine.submit(CANARY, assignment, Path(canary_dir), options)
+            futures = {
+                engine.submit(student, assignment, folder, options): (student, folder)
+                for student, folder in todo
+            }
+            bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
+            for future in engine.as_completed([canary, *futures]):
+                if future is canary:
+                    try:
+                        problem = canary_problem(engine.result(future))
+                    except BatchFailed:
+                        raise
+                    except Exception as error:  # the worker died
+                        problem = f"grading the instructor's solution failed: {error!r}"
+                    if problem:
+                        raise CanaryFailed(problem)
+                    canary_passed = True
+                    with deferred.critical():
+                        for result, folder in waiting:
+                            keep(result, folder)
+                    waiting.clear()
+                    continue
+                student, folder = futures[future]
                 try:
-                    problem = canary_problem(future.result())
-                except Exception as error:  # the worker died
-                    problem = f"grading the instructor's solution failed: {error!r}"
-                if problem:
-                    pool.shutdown(cancel_futures=True)
-                    raise CanaryFailed(problem)
-                canary_passed = True
-                for result, folder in waiting:
-                    keep(result, folder)
-                waiting.clear()
-                continue
-            student, folder = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:  # a worker that died: this submission only
-                result = _worker_failed(student, assignment, sources, error)
-            if canary_passed:
-                keep(result, folder)
-            else:
-                waiting.append((result, folder))
-            bar.update(1)
-        bar.close()
+                    result = engine.result(future)
+                except BatchFailed:
+                    raise
+                except Exception as error:  # a worker that died: this submission only
+                    result = _worker_failed(student, assignment, sources, error)
+                if canary_passed:
+                    with deferred.critical():
+                        keep(result, folder)
+                else:
+                    waiting.append((result, folder))
+                bar.update(1)
+            bar.close()
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C changes nothing
+            engine.stop()
+            raise Interrupted(graded, len(todo) - graded) from None
+        except BaseException:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            engine.stop()
+            raise
+        engine.close()
     return [results[s] for s, _ in batch]
 
 

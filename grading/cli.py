@@ -77,6 +77,19 @@ def _parser() -> argparse.ArgumentParser:
         help="run student code without bubblewrap (trusted code only)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade every submission (by default a submission graded before from the same "
+        "files and the same assignment version is not graded again)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on the workers of a Dask cluster (tcp://HOST:8786; default "
+        "$CVLOSS_DASK_SCHEDULER, else this machine's processes); see grading/README.md",
+    )
     p.set_defaults(func=_autograde)
 
     p = sub.add_parser("feedback", help="write per-student HTML feedback")
@@ -169,10 +182,30 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_origin(args: argparse.Namespace) -> str:
+    """Where the gradebook's URL came from, as the error messages name it."""
+    if getattr(args, "db", None):
+        return "--db"
+    return "CVLOSS_GRADEBOOK_URL" if os.environ.get("CVLOSS_GRADEBOOK_URL") else "the gradebook"
+
+
+def _check_db(args: argparse.Namespace) -> str | None:
+    """Why the gradebook cannot be used (checked before anything is graded), or None."""
+    from .gradebook import GradebookUnavailable, check_db
+
+    try:
+        check_db(None, origin=_db_origin(args))
+    except GradebookUnavailable as error:
+        return str(error)
+    return None
+
+
 def _autograde(args: argparse.Namespace) -> int:
-    from .autograde import CanaryFailed, Options, autograde, table
+    from .autograde import BatchFailed, CanaryFailed, Interrupted, Options, autograde, table
     from .sandbox import SandboxUnavailable, require_sandbox
 
+    if problem := _check_db(args):
+        return _fail(problem)
     try:
         require_sandbox(args.unsafe_no_sandbox)
     except SandboxUnavailable as error:
@@ -180,6 +213,19 @@ def _autograde(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         return _fail("--jobs must be at least 1")
     options = Options(timeout=args.timeout, unsafe=args.unsafe_no_sandbox)
+    engine = None
+    scheduler = args.scheduler or os.environ.get("CVLOSS_DASK_SCHEDULER")
+    if scheduler:
+        from .engine_dask import ClusterUnavailable, DaskEngine
+
+        try:
+            engine = DaskEngine(scheduler, unsafe=args.unsafe_no_sandbox)
+        except ClusterUnavailable as error:
+            return _fail(str(error))
+        except KeyboardInterrupt:
+            print("interrupted before grading: nothing was graded", file=sys.stderr)
+            return 130
+    skipped: list[str] = []
     try:
         results = autograde(
             args.assignment,
@@ -187,11 +233,31 @@ def _autograde(args: argparse.Namespace) -> int:
             options=options,
             progress=not args.no_progress,
             students=args.student,
+            force=args.force,
+            engine=engine,
+            skipped=skipped,
         )
     except CanaryFailed as error:
         return _fail(str(error))
+    except Interrupted as error:
+        print(error, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the batch started: nothing graded or recorded
+        print("interrupted before grading: nothing was graded", file=sys.stderr)
+        return 130
+    except BatchFailed as error:
+        return _fail(str(error))
+    finally:
+        if engine is not None:
+            engine.disconnect()
     if not results:
         return _fail(f"no submissions in grading/submitted/*/{args.assignment}/")
+    if skipped:
+        print(
+            f"{len(skipped)} submission(s) already graded from the same files and assignment "
+            "version were not graded again (--force regrades them)",
+            file=sys.stderr,
+        )
     print(table(results))
     return 0
 
@@ -225,6 +291,8 @@ def _collect(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .gradebook import scores
 
+    if problem := _check_db(args):
+        return _fail(problem)
     rows = scores()
     notes = {
         (r.student, assignment): "; ".join(r.notes)

@@ -5,20 +5,36 @@ working on our scores.  Only the parent process of ``autograde`` writes it, one
 transaction per submission (the grades of every test cell and the comments, committed
 together or rolled back together); re-grading a submission overwrites its scores, so a
 re-run is idempotent.  SQLite by default; any SQLAlchemy URL (``--db`` or
-``CVLOSS_GRADEBOOK_URL``), e.g. PostgreSQL.
+``CVLOSS_GRADEBOOK_URL``), e.g. PostgreSQL (``postgresql://USER@HOST:5432/DATABASE``, through
+psycopg 3, which the ``grading`` extra installs; tested against a real server).
+
+:func:`check_db` is run before a batch is graded: a URL that does not parse, a database
+whose driver is missing or a server that cannot be reached stops the command at once, with
+a message that names ``--db``, the expected form and what was received.  Several graders may
+write to one database at once (one per assignment): the schema is created under a lock
+(PostgreSQL: an advisory lock), and a submission's transaction that collides with another
+grader's (two graders adding the same student) is rolled back and retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import os
+import sqlite3
 import sys
+import time
 import warnings
+from pathlib import Path
 
-from nbgrader.api import Comment, Grade, Gradebook, MissingEntry, SubmittedNotebook
+import nbgrader.api
+from nbgrader.api import Comment, Grade, Gradebook, InvalidEntry, MissingEntry, SubmittedNotebook
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import SaveCells
-from sqlalchemy.exc import SAWarning
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
 from .course import COURSE_ID, ROOT, default_db_url
@@ -26,14 +42,165 @@ from .notebooks import SourceNotebook
 from .results import SubmissionResult
 
 MAX_COMMENT = 4000  # characters of a cell's comment in the gradebook
+#: What ``--db`` takes, as the error messages say it.
+DB_FORM = (
+    "a SQLAlchemy URL: sqlite:////absolute/path/gradebook.db or "
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+)
+#: The Python package that provides each database's default driver, for the message.
+DRIVERS = {"postgresql": "psycopg[binary] (pip install 'cvloss_ref[grading]')"}
+#: Attempts of a transaction that collides with another grader's, and the pause between.
+ATTEMPTS = 6
+RETRY_PAUSE_S = 0.2
+#: The PostgreSQL advisory lock held while the schema is created (any fixed number).
+SCHEMA_LOCK = 0x63766C6F  # "cvlo"
 
 
-def open_gradebook(db_url: str | None = None) -> Gradebook:
-    # nbgrader runs the `alembic` command of its environment when it creates a database.
+class GradebookUnavailable(RuntimeError):
+    """The gradebook's URL is malformed, its driver is missing or it cannot be reached."""
+
+
+#: The URLs whose tables this process has made sure of (see :func:`open_gradebook`).
+_READY: set[str] = set()
+
+
+@functools.lru_cache(maxsize=1)
+def alembic_version() -> str:
+    """nbgrader's schema version, which it stamps into a new gradebook by running the
+    ``alembic`` command.  Asked once per process (:func:`check_db` asks before grading),
+    so that creating the gradebook mid-batch starts no command that a Ctrl-C, sent to
+    the whole process group, would kill halfway."""
+    _alembic_on_path()
+    return _nbgrader_alembic_version()
+
+
+def _alembic_on_path() -> None:
+    """nbgrader runs the ``alembic`` command of its environment (this Python's)."""
     bindir = os.path.dirname(sys.executable)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    return Gradebook(db_url or default_db_url(), course_id=COURSE_ID)
+
+
+_nbgrader_alembic_version = nbgrader.api.get_alembic_version
+nbgrader.api.get_alembic_version = alembic_version
+
+
+def open_gradebook(db_url: str | None = None) -> Gradebook:
+    """nbgrader's gradebook at ``db_url`` (the default: :func:`default_db_url`); the first
+    time in a process, its tables are created if missing, under :func:`_schema_lock`."""
+    _alembic_on_path()
+    url = db_url or default_db_url()
+    if url in _READY:
+        return Gradebook(url, course_id=COURSE_ID)
+    with _schema_lock(url):
+        gb = _retrying(lambda: Gradebook(url, course_id=COURSE_ID))
+    _READY.add(url)
+    return gb
+
+
+def _shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def check_db(db_url: str | None = None, origin: str = "--db") -> str:
+    """Check the gradebook before anything is graded (nothing is created: a batch whose
+    canary fails leaves no gradebook).
+
+    Returns the URL (``db_url``, or the default).  Raises :class:`GradebookUnavailable`
+    naming ``origin`` (``--db`` or ``CVLOSS_GRADEBOOK_URL``), the form expected and what
+    was received (the password hidden) when the URL does not parse, names an unknown
+    database or a driver that is not installed, or the database cannot be opened.
+    """
+    raw = db_url or default_db_url()
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise GradebookUnavailable(f"{origin} must be {DB_FORM}; got {raw!r}") from None
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise GradebookUnavailable(
+            f"{origin} names an unknown database {url.drivername!r}: expected {DB_FORM}; "
+            f"got {_shown(url)!r}"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        package = DRIVERS.get(url.get_backend_name(), f"the {dialect.driver} driver")
+        raise GradebookUnavailable(
+            f"{origin} {_shown(url)!r} needs the Python package {package}, which is not "
+            f"installed ({error})"
+        ) from None
+    try:
+        _can_open(url)
+        alembic_version()  # before grading: see alembic_version
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise GradebookUnavailable(
+            f"{origin} {_shown(url)!r}: the gradebook cannot be opened ({first}); expected "
+            f"{DB_FORM}, on a server that is running and accepts this user"
+        ) from None
+    return raw
+
+
+def _can_open(url: URL) -> None:
+    """Raise if the gradebook at ``url`` cannot be opened, without creating anything: a
+    SQLite file that exists must be a database, and one that does not must be creatable
+    (its folder, or the nearest existing one, writable); a server must accept a
+    connection."""
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return
+        path = Path(url.database).absolute()
+        if path.exists():
+            with contextlib.closing(
+                sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            ) as connection:
+                connection.execute("PRAGMA schema_version").fetchone()
+            return
+        folder = next(p for p in path.parents if p.exists())
+        if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+            raise OSError(f"{folder} is not a folder this user can write to")
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _schema_lock(db_url: str):
+    """Held while the gradebook's tables are created: on PostgreSQL an advisory lock, so
+    that two graders starting at once do not both create them (elsewhere nothing: SQLite
+    serialises the writers, and :func:`open_gradebook` retries)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+    finally:
+        engine.dispose()
+
+
+def _retrying(action):
+    """``action()``, retried when it collides with another grader's transaction (a row
+    both add, a deadlock, a table both create); the last failure is raised."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return action()
+        except (DBAPIError, InvalidEntry):
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(RETRY_PAUSE_S * (attempt + 1))
 
 
 def register(gb: Gradebook, assignment: str, sources: list[SourceNotebook]) -> None:
@@ -180,7 +347,12 @@ def record(
     A grade cell or solution cell added to the assignment after this submission was last
     recorded gets its row here; the scores of every test cell of the current source are
     written, and the comment of each solution cell is the first message of its tests.
+    A transaction that collides with another grader's is retried (:func:`_retrying`).
     """
+    _retrying(lambda: _record(result, sources, db_url))
+
+
+def _record(result: SubmissionResult, sources: list[SourceNotebook], db_url: str | None) -> None:
     with open_gradebook(db_url) as gb, warnings.catch_warnings():
         # nbgrader's add_submission triggers harmless SQLAlchemy cascade warnings.
         warnings.simplefilter("ignore", SAWarning)
@@ -226,3 +398,24 @@ def scores(db_url: str | None = None) -> list[dict]:
                     }
                 )
     return sorted(rows, key=lambda r: (r["assignment"], r["student"]))
+
+
+def recorded(assignment: str, db_url: str | None = None) -> set[str]:
+    """The students who have a submission of ``assignment`` in the gradebook (none, and
+    nothing created, when the gradebook has no tables yet)."""
+    url = make_url(db_url or default_db_url())
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        if not Path(url.database).exists():
+            return set()
+    engine = create_engine(url)
+    try:
+        if "submitted_assignment" not in inspect(engine).get_table_names():
+            return set()
+    finally:
+        engine.dispose()
+    with open_gradebook(db_url) as gb:
+        try:
+            found = gb.find_assignment(assignment)
+        except MissingEntry:
+            return set()
+        return {submission.student.id for submission in found.submissions}

@@ -29,6 +29,9 @@ MAX_ERROR_CHARS = 500  # of an error message from the sandbox
 #: Seconds on top of the call timeout to start the process (Python and torch, which take
 #: tens of seconds on a busy machine) and to run one cell.
 LOAD_GRACE_S = 120
+#: Seconds on top of the call timeout to load one solution cell (the process is running
+#: already: a cell that loops forever costs one time limit, not the start-up allowance).
+CELL_GRACE_S = 10
 _HERE = Path(__file__).resolve().parent
 
 
@@ -72,6 +75,10 @@ class Verifier:
         self.dead_reason: str | None = None
         self._ends_process: set[str] = set()  # labels of chunks that ended the process
         self._dropped_before = 0  # output dropped by the processes closed so far
+        #: Functions a call or backward of which ran past the time limit, with the reason:
+        #: they are not called again (a loop costs one time limit, not one per check).
+        self.hung: dict[str, str] = {}
+        self._calling: str | None = None  # the function whose call or backward runs
 
     # ------------------------------------------------------------------ process
     def _spawn(self) -> None:
@@ -98,13 +105,16 @@ class Verifier:
                 )
             except RemoteError as error:
                 raise RemoteError(f"the verification process did not start: {error}") from None
-            for label, code in self.chunks:
+            for index, (label, code) in enumerate(self.chunks):
                 if label in self._ends_process:
                     continue
+                # The first chunk (the instructor's support code, imports) may be slow on a
+                # busy machine; a solution cell gets the cell time limit.
+                grace = LOAD_GRACE_S if index == 0 else CELL_GRACE_S
                 try:
                     reply = self._request(
                         {"op": "load", "label": label, "code": code},
-                        timeout=self.timeout + LOAD_GRACE_S,
+                        timeout=self.timeout + grace,
                     )
                 except RemoteError as error:
                     self._ends_process.add(label)
@@ -190,9 +200,12 @@ class Verifier:
 
     # ------------------------------------------------------------------ calls
     def call(self, function: str, args, kwargs, grad, forbid) -> dict:
+        if function in self.hung:
+            raise RemoteError(self.hung[function])
         if not self.alive():
             raise RemoteError(self.dead_reason or "the verification process is not running")
-        return self._request(
+        self._calling = function
+        return self._timed(
             {
                 "op": "call",
                 "function": function,
@@ -206,7 +219,19 @@ class Verifier:
     def backward(self, handle: int, cotangent: torch.Tensor) -> list:
         if not self.alive():
             raise RemoteError(self.dead_reason or "the verification process is not running")
-        return self._request({"op": "backward", "handle": handle, "cotangent": cotangent})
+        return self._timed({"op": "backward", "handle": handle, "cotangent": cotangent})
+
+    def _timed(self, message: dict) -> dict:
+        """A call or backward; a function that runs past the time limit is remembered in
+        :attr:`hung` and refused from then on, without a process being started for it."""
+        try:
+            return self._request(message)
+        except RemoteError as error:
+            if self._calling and str(error).startswith("your function ran longer"):
+                self.hung[self._calling] = (
+                    f"{error} (in an earlier check; {self._calling} is not called again)"
+                )
+            raise
 
 
 class _Remote(torch.autograd.Function):

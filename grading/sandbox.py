@@ -19,6 +19,7 @@ writes past it).  A wall-clock timeout kills the whole sandbox:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,13 +213,62 @@ def _limit(limits: Limits, sandboxed: bool):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if sandboxed:  # without a user of its own the limit would count the grader's tasks
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        else:  # bubblewrap's --die-with-parent, without bubblewrap
+            _die_with_parent()
 
     return apply
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this process when the process that started it ends
+    (``PR_SET_PDEATHSIG``), so that a grading worker that is killed takes it along."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def sandbox_uid() -> int:
     """An unprivileged user id for this grading process's sandboxes."""
     return 20000 + os.getpid() % 30000
+
+
+class SandboxStopped(RuntimeError):
+    """The batch this sandbox belongs to was stopped (:func:`stop_batch`)."""
+
+
+#: Sandboxes started and not yet ended, in this process (for :func:`stop_batch`).
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+#: Batches stopped in this process: their sandboxes refuse to start.
+_STOPPED: set[str] = set()
+_BATCH = threading.local()
+
+
+@contextlib.contextmanager
+def batch_tag(tag: str | None):
+    """Sandboxes made by this thread inside the block belong to batch ``tag`` (a grading
+    worker of a Dask cluster runs the submissions of several batches, one per thread)."""
+    previous = getattr(_BATCH, "tag", None)
+    _BATCH.tag = tag
+    try:
+        yield
+    finally:
+        _BATCH.tag = previous
+
+
+def stop_batch(tag: str) -> int:
+    """Kill every live sandbox of batch ``tag`` in this process, and refuse to start new
+    ones for it; returns how many were killed."""
+    with _LIVE_LOCK:
+        _STOPPED.add(tag)
+        doomed = [box for box in _LIVE if box.tag == tag]
+    for box in doomed:
+        box.kill()
+    return len(doomed)
 
 
 class Sandbox:
@@ -250,6 +301,7 @@ class Sandbox:
         self.stderr_path = stderr_path
         self.proc: subprocess.Popen | None = None
         self.log: LogPump | None = None
+        self.tag = getattr(_BATCH, "tag", None)
 
     @property
     def log_dropped(self) -> int:
@@ -261,6 +313,10 @@ class Sandbox:
         env = dict(os.environ)
         if self.unsafe:
             env.update(HOME=str(self.private_dir), OMP_NUM_THREADS="1", **self.env)
+        with _LIVE_LOCK:
+            if self.tag is not None and self.tag in _STOPPED:
+                raise SandboxStopped(f"batch {self.tag} was stopped")
+            _LIVE.add(self)
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
@@ -274,6 +330,8 @@ class Sandbox:
         if self.stderr_path:
             self.log = LogPump(self.proc.stderr, self.stderr_path, self.limits.log_bytes)
             self.log.start()
+        if self.tag is not None and self.tag in _STOPPED:  # stopped while it was starting
+            self.kill()
         return self.proc
 
     def _drain_log(self) -> None:
