@@ -91,28 +91,50 @@ def _fused_box_loss(
         top_left[0], top_left[1]
     )
     inter_size = inter_raw.clamp(min=0)
+    # The gap between disjoint intervals, relu(-raw) = relu(raw) - raw (exact).
+    separation = inter_size - inter_raw
     del inter_raw
     enclosing_size = torch.maximum(bottom_right[0], bottom_right[1]) - torch.minimum(
         top_left[0], top_left[1]
     )
     inter = inter_size[0] * inter_size[1]
-    areas = sizes[:, 0] * sizes[:, 1]
-    union = areas[0] + areas[1] - inter
+    # 1 - IoU and |C| - U without cancellation (boxes._box_gaps derives them): from
+    # the corner differences pred - target (exact for close boxes, by Sterbenz's
+    # lemma), how far each box reaches beyond the other along x and y, ...
+    corner_diff = boxes[0] - boxes[1]  # (4, ...): top-left x, y, bottom-right x, y
+    ahead = corner_diff.clamp(min=0)  # (pred - target)_+
+    behind = ahead - corner_diff  # (target - pred)_+, exactly
+    # The prediction reaches (tl)_- + (br)_+ beyond the target, the target (tl)_+ +
+    # (br)_- beyond the prediction: (2 boxes, (x, y), ...), in behind's buffer.
+    beyond = behind.unflatten(0, (2, 2)).add_(ahead.unflatten(0, (2, 2)).flip(0))
+    del ahead, behind
+    # ... and the part of each side outside the other box: (2 boxes, (x, y), ...).
+    only = torch.minimum(sizes, beyond)
+    del beyond
+    # U - I = |A \ B| + |B \ A| = a_x h + w_i a_y + b_x h' + w_i b_y.
+    inter_gap = (only[:, 0] * sizes[:, 1]).sum(0) + inter_size[0] * only[:, 1].sum(0)
+    union = inter + inter_gap
     union_eps = union + eps
     iou = inter / union_eps
-    loss = 1 - iou
+    iou_gap = (inter_gap + eps) / union_eps  # = 1 - iou, to a few ulps
+    loss = iou_gap
     if kind == "giou":
         enclosing_area = enclosing_size[0] * enclosing_size[1]
         enclosing_eps = enclosing_area + eps
-        loss = loss + (enclosing_area - union) / enclosing_eps
-        del enclosing_area
+        # |C| - U = a_x b_y + b_x a_y + s_x C_h + s_y (C_w - s_x) (s: separations).
+        enclosing_gap = only[0, 0] * only[1, 1] + only[1, 0] * only[0, 1]
+        enclosing_gap += separation[0] * enclosing_size[1]
+        enclosing_gap += separation[1] * (enclosing_size[0] - separation[0])
+        loss = loss + enclosing_gap / enclosing_eps
+        del enclosing_area, enclosing_gap
     else:
-        centres = top_left + bottom_right  # twice the centres
-        centre_diff = centres[0] - centres[1]
-        del centres
+        # Twice the centre difference from the corner differences (no sum of
+        # coordinates is rounded before the subtraction).
+        centre_diff = corner_diff[:2] + corner_diff[2:]
         centre_dist2 = (centre_diff * centre_diff).sum(0) / 4
         diagonal_eps = (enclosing_size * enclosing_size).sum(0) + eps
         loss = loss + centre_dist2 / diagonal_eps
+    del corner_diff, only, separation, inter_gap
     if kind == "ciou":
         # _aspect_angle for both boxes at once: atan2(w, h), which is already 0 for a
         # point box (atan2(0, 0) = 0); its gradient there is set to 0 below.
@@ -120,13 +142,16 @@ def _fused_box_loss(
         angle_diff = angles[1] - angles[0]  # target's minus the prediction's
         v = _FOUR_OVER_PI_SQUARED * angle_diff * angle_diff
         # CIoU's alpha is a constant weight (no gradient), as in ciou_loss.
-        alpha = v / (1 - iou + v + eps)
+        alpha = v / (iou_gap + v + eps)
         loss = loss + alpha * v
         del angles, v
     if not with_grad:
         return loss, None, None
-    del inter, areas, union  # not needed by the gradient
+    del inter, union, iou_gap  # not needed by the gradient
 
+    # The gradient is that of the plain forms 1 - inter / (union + eps) and
+    # (|C| - union) / (|C| + eps): the same functions as the values above, whose
+    # derivatives have no cancellation to avoid (and keep their kink conventions).
     # d loss / d union through IoU = inter / (union + eps), and the penalty's gradient
     # in the enclosing box's (C_w, C_h).
     grad_union = iou / union_eps

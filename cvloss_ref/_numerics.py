@@ -37,6 +37,7 @@ __all__ = [
     "upcast",
     "weighted_mean",
     "widen",
+    "with_gradient_of",
 ]
 
 # Precisions too narrow to accumulate in: computed in float32, returned as given.
@@ -137,3 +138,18 @@ def masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     the gradient)."""
     total = torch.where(keep, values, torch.zeros_like(values)).sum()
     return safe_divide(total, keep.sum().to(values.dtype))
+
+
+def with_gradient_of(value: torch.Tensor, formula: torch.Tensor) -> torch.Tensor:
+    r"""``value``, differentiated as ``formula``: one function written two ways, the first
+    accurate in its value, the second plain in its gradient.
+
+    ``formula - formula.detach()`` is exactly 0 where ``formula`` is finite, so the
+    result is ``value`` to the last bit, and autograd sees ``formula`` alone, with its
+    conventions at kinks (the ones the hand-written backwards follow).  The box losses
+    use it for :math:`1 - \mathrm{IoU}`: its value needs a cancellation-free form,
+    its derivative :math:`-d\,\mathrm{IoU}` has no cancellation to avoid.
+    """
+    if not formula.requires_grad:
+        return value
+    return value.detach() + (formula - formula.detach())

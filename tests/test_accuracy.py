@@ -26,6 +26,7 @@ import pytest
 import torch
 
 import cvloss_ref as cv
+from cvloss_ref import boxes
 
 # 1 - p_y of a float64 logit of 700 is e^{-700}: the definitions are evaluated with
 # enough digits to hold it next to 1.
@@ -233,26 +234,48 @@ def test_softmax_focal_loss_is_accurate_at_confident_logits(dtype, gamma, grad_e
 
 
 def _box_loss_exact(pred: list[float], target: list[float], kind: str) -> tuple[float, list[float]]:
-    """GIoU/DIoU loss (eps = 0) of one pair of xyxy boxes from the definitions
-    (Rezatofighi et al. 2019; Zheng et al. 2020), and its gradient in ``pred``."""
+    """IoU (linear and log), GIoU, DIoU or CIoU loss (eps = 0) of one pair of xyxy
+    boxes from the definitions (Yu et al. 2016; Rezatofighi et al. 2019; Zheng et al.
+    2020), and its gradient in ``pred``; CIoU's trade-off weight alpha is a constant
+    in the gradient, as the losses document."""
+    t = [_mp(v) for v in target]
 
-    def loss(*p):
-        t = [_mp(v) for v in target]
+    def angle(box):
+        return mpmath.atan2(box[2] - box[0], box[3] - box[1])
+
+    def terms(*p):
         inter_w = max(min(p[2], t[2]) - max(p[0], t[0]), 0)
         inter_h = max(min(p[3], t[3]) - max(p[1], t[1]), 0)
         inter = inter_w * inter_h
         union = (p[2] - p[0]) * (p[3] - p[1]) + (t[2] - t[0]) * (t[3] - t[1]) - inter
         enclosing_w = max(p[2], t[2]) - min(p[0], t[0])
         enclosing_h = max(p[3], t[3]) - min(p[1], t[1])
-        value = 1 - inter / union
-        if kind == "giou":
-            enclosing = enclosing_w * enclosing_h
-            return value + (enclosing - union) / enclosing
+        enclosing = enclosing_w * enclosing_h
         centre_dist2 = ((p[0] + p[2] - t[0] - t[2]) ** 2 + (p[1] + p[3] - t[1] - t[3]) ** 2) / 4
-        return value + centre_dist2 / (enclosing_w**2 + enclosing_h**2)
+        v = 4 / mpmath.pi**2 * (angle(t) - angle(p)) ** 2
+        return {
+            "iou": 1 - inter / union,
+            "iou_log": -mpmath.log(inter / union),
+            "giou": (enclosing - union) / enclosing,
+            "diou": centre_dist2 / (enclosing_w**2 + enclosing_h**2),
+            "v": v,
+        }
 
-    with mpmath.workdps(50):
+    # DIGITS, not fewer: mpmath.diff leaves about 10^-(digits + 5) where the derivative
+    # is 0, which must fall below the smallest normal float64 to be judged as 0.
+    with mpmath.workdps(DIGITS):
         z = [_mp(v) for v in pred]
+        at_z = terms(*z)
+        alpha = at_z["v"] / (at_z["iou"] + at_z["v"]) if at_z["v"] != 0 else 0
+
+        def loss(*p):
+            parts = terms(*p)
+            if kind == "iou_log":
+                return parts["iou_log"]
+            if kind in ("iou", "giou"):
+                return parts["iou"] + (parts["giou"] if kind == "giou" else 0)
+            return parts["iou"] + parts["diou"] + (alpha * parts["v"] if kind == "ciou" else 0)
+
         grad = []
         for c in range(4):
             order = [0] * 4
@@ -262,42 +285,60 @@ def _box_loss_exact(pred: list[float], target: list[float], kind: str) -> tuple[
 
 
 def _tiny_gap_boxes(dtype: torch.dtype) -> tuple[list[list[float]], list[list[float]]]:
-    """Unit boxes against boxes grown or shifted by 2^-k: 1 - IoU of about 2^-k.
-    The gaps keep every coordinate exact in the dtype, and no edge tied (autograd's
-    min/max split a tie's gradient, the definition's derivative does not exist)."""
+    """A box against boxes grown, shifted diagonally, or squeezed in x and stretched in
+    y by 2^-k: 1 - IoU of about 2^-k, and |C| - U of 0, 0 and about 2^-2k; and a box
+    of other (rounded) coordinates shifted by about 2^-k.  Every coordinate is exact
+    in the dtype (the references take them as given), and no edge is tied
+    (autograd's min/max split a tie's gradient, the definition's derivative does not
+    exist)."""
     eps = torch.finfo(dtype).eps
     gaps = [2.0**-k for k in range(6, 60) if 2.0**-k >= 64 * eps]
+    # A box of coordinates that are not short dyadic fractions (rounded in the dtype).
+    odd = torch.tensor([0.3, 0.6, 1.7, 1.9], dtype=dtype)
     preds, targets = [], []
     for gap in gaps:
-        preds += [[0.25, 0.5, 1.5, 1.75], [0.25, 0.5, 1.5, 1.75]]
+        preds += [[0.25, 0.5, 1.5, 1.75]] * 3 + [odd.tolist()]
         targets += [
             [0.25 - gap, 0.5 - gap, 1.5 + gap, 1.75 + gap],
-            [0.25 + gap, 0.5, 1.5 + gap, 1.75],
+            [0.25 + gap, 0.5 + gap, 1.5 + gap, 1.75 + gap],
+            [0.25 + gap, 0.5 - gap, 1.5 - gap, 1.75 + gap],
+            (odd + gap).tolist(),
         ]
     return preds, targets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="1 - IoU is formed by subtraction (1 - I / U), which keeps only an absolute "
-    "accuracy of one epsilon; an accurate form is (|A \\ B| + |B \\ A|) / U with the "
-    "set differences from coordinate differences",
-)
+BOX_LOSSES = {
+    "iou": cv.iou_loss,
+    "iou_log": lambda pred, target, **kwargs: cv.iou_loss(pred, target, "log", **kwargs),
+    "giou": cv.giou_loss,
+    "diou": cv.diou_loss,
+    "ciou": cv.ciou_loss,
+}
+# "fast": the hand-written gradient of _fused.py (the iou loss: autograd on its
+# composition); "target_grad": the same with the target differentiable too;
+# "composition": the readable composition under autograd (boxes._box_loss_reference).
+BOX_PATHS = ["fast", "no_grad", "target_grad", "composition"]
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("grad_enabled", [True, False], ids=["fast", "no_grad"])
-@pytest.mark.parametrize("kind", ["giou", "diou"])
-def test_box_losses_are_accurate_at_tiny_iou_gaps(dtype, grad_enabled, kind):
+@pytest.mark.parametrize("path", BOX_PATHS)
+@pytest.mark.parametrize("kind", list(BOX_LOSSES))
+def test_box_losses_are_accurate_at_tiny_iou_gaps(dtype, path, kind):
+    if kind in ("iou", "iou_log") and path == "composition":
+        pytest.skip("iou_loss is its composition (the 'fast' path)")
     preds, targets = _tiny_gap_boxes(dtype)
-    pred = torch.tensor(preds, dtype=dtype, requires_grad=grad_enabled)
-    target = torch.tensor(targets, dtype=dtype)
+    pred = torch.tensor(preds, dtype=dtype, requires_grad=path != "no_grad")
+    target = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
     exact = [_box_loss_exact(p, t, kind) for p, t in zip(preds, targets, strict=True)]
-    fn = {"giou": cv.giou_loss, "diou": cv.diou_loss}[kind]
-    with torch.set_grad_enabled(grad_enabled):
-        loss = fn(pred, target, eps=0.0, reduction="none")
-    assert_accurate(loss, [v for v, _ in exact], dtype, "value")
-    if grad_enabled:
+    with torch.set_grad_enabled(path != "no_grad"):
+        if path == "composition":
+            loss = boxes._box_loss_reference(pred, target, kind, eps=0.0, reduction="none")
+        else:
+            loss = BOX_LOSSES[kind](pred, target, eps=0.0, reduction="none")
+    assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
+    if path != "no_grad":
         (grad,) = torch.autograd.grad(loss.sum(), pred)
-        assert_accurate(grad, [g for _, row in exact for g in row], dtype, "gradient")
+        assert_accurate(grad, [g for _, row in exact for g in row], dtype, f"{path} gradient")
 
 
 # -------------------------------------------------------------------- metric losses
@@ -357,8 +398,11 @@ def test_triplet_margin_loss_is_accurate_at_near_zero_distances(dtype):
 @pytest.mark.xfail(
     strict=True,
     reason="pairwise_distances works from the Gram matrix (|x|^2 + |y|^2 - 2 x.y), "
-    "which cancels at near-zero distances; the difference form (torch.cdist's "
-    "compute_mode='donot_use_mm_for_euclid_dist') is accurate at O(B^2 D) memory",
+    "whose D^2 has an absolute error of about eps (|x|^2 + |y|^2): on this grid the "
+    "error reaches 1.9e9 eps (float32) at D = 8.7e-6, and float64 distances below "
+    "1e-6 are 0 by the default eps = 1e-12 on D^2 (a documented limit); the "
+    "difference form (torch.cdist's compute_mode='donot_use_mm_for_euclid_dist') is "
+    "accurate at O(B^2 D) memory",
 )
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_pairwise_distances_are_accurate_at_near_zero_distances(dtype):
