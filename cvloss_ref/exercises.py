@@ -18,6 +18,12 @@ global random state is left alone.  A case is an
 ==========================  ===================================  =================
 exercise                    cases                                 assignment
 ==========================  ===================================  =================
+``weighted_reduce``          :func:`reduce_examples`,               a01_information
+                            :func:`reduce_cases`
+                            (expected: :func:`weighted_reduce`)
+``numerical_gradient``      :func:`gradient_examples`,             a01_information
+                            :func:`gradient_cases`
+                            (expected: :func:`central_difference`)
 ``fit_line``                :func:`line_data`, :func:`line_cases`  a03_regression
                             (expected: :func:`exact_line_fit`)
 ``diou_nms``                :func:`nms_examples`, :func:`nms_cases`  a04_boxes
@@ -35,15 +41,24 @@ import torch
 from .testing import OutputCase
 
 __all__ = [
+    "LineRisk",
+    "MeanHinge",
+    "SoftmaxCrossEntropy",
+    "central_difference",
     "exact_line_fit",
+    "gradient_cases",
+    "gradient_examples",
     "line_cases",
     "line_data",
     "mining_batch",
     "mining_cases",
     "nms_cases",
     "nms_examples",
+    "reduce_cases",
+    "reduce_examples",
     "weight_map_cases",
     "weight_map_examples",
+    "weighted_reduce",
 ]
 
 
@@ -390,4 +405,269 @@ def mining_cases(seed: int) -> list[OutputCase]:
         cases.append((f"B = {batch}, hard", (embeddings, labels), {"strategy": "hard"}))
         semihard = {"strategy": "semihard", "margin": margin}
         cases.append((f"B = {batch}, margin {margin:.3f}", (embeddings, labels), semihard))
+    return cases
+
+
+# --------------------------------------------------------------------- weighted_reduce
+
+
+def weighted_reduce(
+    values: torch.Tensor, reduction: str = "mean", weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""The reduction of per-example losses, optionally weighted (the reference of the
+    ``weighted_reduce`` exercise).
+
+    .. math::
+
+        \texttt{"none"}: w_i \ell_i, \qquad \texttt{"sum"}: \sum_i w_i \ell_i, \qquad
+        \texttt{"mean"}: \frac{\sum_i w_i \ell_i}{\sum_i w_i}
+
+    without ``weight`` every :math:`w_i` is 1 (the mean divides by the number of
+    elements).  Where the denominator is 0 (no element, or every weight 0: every target
+    ignored) the mean is 0, with a zero gradient (a double ``torch.where``), not 0/0.
+
+    Args:
+        values: per-example losses, any shape.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``.
+        weight: ``None`` or non-negative weights of the shape of ``values``.
+
+    Returns:
+        ``values`` weighted for ``"none"``, else a scalar, in the dtype of ``values``.
+
+    Example:
+        >>> values = torch.tensor([1.0, 2.0, 4.0])
+        >>> weighted_reduce(values, "mean", torch.tensor([1.0, 1.0, 0.0]))
+        tensor(1.5000)
+        >>> weighted_reduce(values, "mean", torch.zeros(3))
+        tensor(0.)
+    """
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    weighted = values if weight is None else values * weight
+    if reduction == "none":
+        return weighted
+    total = weighted.sum()
+    if reduction == "sum":
+        return total
+    norm = values.new_tensor(values.numel()) if weight is None else weight.sum().to(values.dtype)
+    nonzero = norm != 0
+    return torch.where(nonzero, total / torch.where(nonzero, norm, 1.0), 0.0)
+
+
+def _losses(generator: torch.Generator, *shape: int, dtype=torch.float64) -> torch.Tensor:
+    """Non-negative per-example losses."""
+    return 3 * torch.rand(*shape, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def _weights(generator: torch.Generator, *shape: int, zeros: float = 0.0) -> torch.Tensor:
+    """Weights in [0.2, 3], a fraction ``zeros`` of them set to 0 (ignored examples)."""
+    weight = 0.2 + 2.8 * torch.rand(*shape, generator=generator, dtype=torch.float64)
+    ignored = torch.rand(*shape, generator=generator, dtype=torch.float64) < zeros
+    return torch.where(ignored, 0.0, weight)
+
+
+def reduce_examples() -> list[OutputCase]:
+    """Fixed cases of ``weighted_reduce(values, reduction, weight)``: each reduction with
+    and without weights, weights with zeros, every weight zero, an empty batch, losses per
+    pixel and float32 losses.
+
+    Example:
+        >>> [description for description, _, _ in reduce_examples()][:2]
+        ['mean of 8 losses', "reduction='sum'"]
+    """
+    g = torch.Generator().manual_seed(0)
+    some_zero = _weights(g, 8, zeros=0.4)
+    some_zero[0] = 0.0
+    return [
+        ("mean of 8 losses", (_losses(g, 8),), {}),
+        ("reduction='sum'", (_losses(g, 8), "sum"), {}),
+        ("reduction='none' keeps the shape (2, 3)", (_losses(g, 2, 3), "none"), {}),
+        ("empty batch: the mean is 0, not 0/0", (torch.zeros(0, dtype=torch.float64),), {}),
+        ("empty batch, reduction='sum'", (torch.zeros(0, dtype=torch.float64), "sum"), {}),
+        (
+            "weighted mean: divide by the sum of the weights",
+            (_losses(g, 8),),
+            {"weight": _weights(g, 8)},
+        ),
+        ("weights with zeros (ignored examples)", (_losses(g, 8), "mean", some_zero), {}),
+        (
+            "every weight 0 (every target ignored): 0, not 0/0",
+            (_losses(g, 5), "mean", torch.zeros(5, dtype=torch.float64)),
+            {},
+        ),
+        ("weighted, reduction='sum'", (_losses(g, 6), "sum"), {"weight": _weights(g, 6)}),
+        ("weighted, reduction='none'", (_losses(g, 6), "none"), {"weight": _weights(g, 6)}),
+        (
+            "per-pixel losses (2, 3, 3) with per-pixel weights",
+            (_losses(g, 2, 3, 3),),
+            {"weight": _weights(g, 2, 3, 3, zeros=0.3)},
+        ),
+        ("float32 losses: the result keeps their dtype", (_losses(g, 7, dtype=torch.float32),), {}),
+    ]
+
+
+def reduce_cases(seed: int) -> list[OutputCase]:
+    """Cases of ``weighted_reduce`` drawn from ``seed``: random shapes, each reduction
+    with and without weights (some of them 0), one mean whose weights are all 0 and one
+    empty batch.
+
+    Example:
+        >>> len(reduce_cases(0)), reduce_cases(0)[-1][0]
+        (8, 'empty batch (0, 3)')
+    """
+    g = torch.Generator().manual_seed(seed)
+    cases: list[OutputCase] = []
+    for reduction in ("none", "mean", "sum"):
+        shape = tuple(int(n) for n in torch.randint(1, 6, (2,), generator=g))
+        label = f"losses {shape}, reduction={reduction!r}"
+        cases.append((label, (_losses(g, *shape), reduction), {}))
+        weight = _weights(g, *shape, zeros=0.3)
+        cases.append((f"{label}, weighted", (_losses(g, *shape), reduction), {"weight": weight}))
+    zero = torch.zeros(4, dtype=torch.float64)
+    cases.append(("every weight 0", (_losses(g, 4), "mean"), {"weight": zero}))
+    cases.append(("empty batch (0, 3)", (torch.zeros(0, 3, dtype=torch.float64),), {}))
+    return cases
+
+
+# ------------------------------------------------------------------ numerical_gradient
+
+
+def central_difference(f, x: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
+    r"""The central-difference estimate of the gradient of a scalar function (the reference
+    of the ``numerical_gradient`` exercise).
+
+    .. math:: g_i = \frac{f(x + h\,e_i) - f(x - h\,e_i)}{2h}
+
+    for every element :math:`i` of ``x`` (:math:`e_i` the unit tensor of element
+    :math:`i`): :math:`2 \times` ``x.numel()`` evaluations of ``f``.  Its truncation error
+    is of order :math:`h^2`; at a kink it gives the mean of the two one-sided slopes.
+
+    Args:
+        f: a function of a tensor of the shape of ``x`` that returns a scalar tensor.
+        x: the point, any shape (float64 for a precise estimate).
+        h: the step.
+
+    Returns:
+        The estimate, the shape and dtype of ``x``.
+
+    Example:
+        >>> x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+        >>> central_difference(lambda t: (t**3).sum(), x, h=0.1)  # 3 x**2 + h**2
+        tensor([ 3.0100, 12.0100], dtype=torch.float64)
+    """
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        step = torch.zeros_like(x)
+        step.view(-1)[i] = h
+        grad.view(-1)[i] = (f(x + step) - f(x - step)) / (2 * h)
+    return grad
+
+
+class LineRisk:
+    """The mean squared error of the line ``theta[0] * x + theta[1]`` on the points
+    ``(x, y)``, as a function of ``theta`` (the line of "What a loss function is")."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x = x
+        self.y = y
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        return ((theta[0] * self.x + theta[1] - self.y) ** 2).mean()
+
+
+class SoftmaxCrossEntropy:
+    """The mean softmax cross-entropy of logits ``(N, C)`` against fixed class indices."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        self.labels = labels
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        true_logit = logits.gather(1, self.labels[:, None])[:, 0]
+        return (torch.logsumexp(logits, dim=1) - true_logit).mean()
+
+
+class MeanHinge:
+    """The mean hinge loss ``max(0, margin - y * s)`` of scores ``s`` against labels ±1."""
+
+    def __init__(self, target: torch.Tensor, margin: float = 1.0) -> None:
+        self.target = target
+        self.margin = margin
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.margin - self.target * scores).mean()
+
+
+def gradient_examples() -> list[OutputCase]:
+    """Fixed cases of ``numerical_gradient(f, x, h)``: the risk of a line (quadratic, so
+    the central difference is exact), a cross-entropy with the default and with a large
+    step (where it differs from the derivative by about :math:`h^2 f'''/6`), a hinge at its
+    kink (the mean of the two slopes) and a single logit.
+
+    Example:
+        >>> description, (f, x), kwargs = gradient_examples()[0]
+        >>> description, tuple(x.shape), kwargs
+        ('MSE of a line at (w, b) = (0.5, 0)', (2,), {})
+    """
+    g = torch.Generator().manual_seed(0)
+    x = 2 * torch.rand(16, generator=g, dtype=torch.float64) - 1
+    y = 2 * x - 0.5 + 0.1 * torch.randn(16, generator=g, dtype=torch.float64)
+    line = LineRisk(x, y)
+    labels = torch.tensor([0, 2, 1, 2])
+    logits = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    signs = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0], dtype=torch.float64)
+    # y * s = 1 (the margin) for the first two: a kink, where the slopes are 0 and -y.
+    scores = torch.tensor([1.0, -1.0, 0.3, 2.0, -0.5], dtype=torch.float64)
+    return [
+        (
+            "MSE of a line at (w, b) = (0.5, 0)",
+            (line, torch.tensor([0.5, 0.0], dtype=torch.float64)),
+            {},
+        ),
+        ("cross-entropy of logits (4, 3)", (SoftmaxCrossEntropy(labels), logits), {}),
+        (
+            "cross-entropy with the large step h=0.1 (the difference quotient, not the derivative)",
+            (SoftmaxCrossEntropy(labels), logits),
+            {"h": 0.1},
+        ),
+        ("hinge at its kink: the mean of the two slopes", (MeanHinge(signs), scores), {}),
+        (
+            "one example of 2 classes, h=1e-4",
+            (
+                SoftmaxCrossEntropy(torch.tensor([1])),
+                torch.tensor([[2.0, -1.0]], dtype=torch.float64),
+            ),
+            {"h": 1e-4},
+        ),
+    ]
+
+
+def gradient_cases(seed: int) -> list[OutputCase]:
+    """Cases of ``numerical_gradient`` drawn from ``seed``: the risk of a random line at a
+    random point, cross-entropies of random logits with a large step (in ``[0.05, 0.2]``,
+    where the difference quotient is not the derivative) and a small one (in
+    ``[1e-6, 1e-4]``), and a hinge with some scores at its kink.
+
+    Example:
+        >>> [description[:13] for description, _, _ in gradient_cases(0)]
+        ['MSE of a line', 'cross-entropy', 'cross-entropy', 'hinge, 3 of 7']
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=g, dtype=torch.float64))
+
+    slope, intercept = uniform(-2, 2), uniform(-2, 2)
+    x = 2 * torch.rand(12, generator=g, dtype=torch.float64) - 1
+    y = slope * x + intercept + 0.1 * torch.randn(12, generator=g, dtype=torch.float64)
+    theta = 2 * torch.randn(2, generator=g, dtype=torch.float64)
+    cases: list[OutputCase] = [(f"MSE of a line, slope {slope:.2f}", (LineRisk(x, y), theta), {})]
+    for (n, c), h in [((5, 4), uniform(0.05, 0.2)), ((3, 6), 10 ** uniform(-6, -4))]:
+        labels = torch.randint(0, c, (n,), generator=g)
+        logits = 2 * torch.randn(n, c, generator=g, dtype=torch.float64)
+        f = SoftmaxCrossEntropy(labels)
+        cases.append((f"cross-entropy of logits ({n}, {c}), h={h:.2g}", (f, logits), {"h": h}))
+    signs = (2 * torch.randint(0, 2, (7,), generator=g) - 1).to(torch.float64)
+    scores = 3 * torch.rand(7, generator=g, dtype=torch.float64) - 1.5
+    scores[:3] = signs[:3]  # y * s = 1, the margin: the hinge's kink
+    cases.append(("hinge, 3 of 7 scores at the margin", (MeanHinge(signs), scores), {}))
     return cases

@@ -63,6 +63,7 @@ class _Namespace:
         self.namespace: dict = {"__name__": "__student__"}
         self.load_errors: dict[str, str] = {}
         self.dead_reason = None
+        self.hung: dict[str, str] = {}  # functions that timed out (none here: no time limit)
         for label, chunk in chunks:  # as _verifier.py loads them: each on its own
             code = "\n".join("" if _MAGIC.match(line) else line for line in chunk.splitlines())
             try:

@@ -360,7 +360,7 @@ def test_the_edited_assignment_is_graded_with_the_new_and_changed_tests(graded_e
     run, results, _ = graded_edit
     assert run.returncode == 0, run.stderr[-3000:]
     honest = results["honest"]
-    assert honest["max_score"] == 16 + 1 + 2 + 1  # the new tests, and entropy's hidden 2 -> 3
+    assert honest["max_score"] == 24 + 1 + 2 + 1  # the new tests, and entropy's hidden 2 -> 3
     assert honest["score"] == honest["max_score"] and honest["flags"] == [], honest["flags"]
     (cells,) = [nb["cells"] for nb in results["mistaken"]["notebooks"].values()]
     lost = {c["grade_id"]: c for c in cells if c["points"] < c["max_points"]}
@@ -374,7 +374,7 @@ def test_the_edited_assignment_is_graded_with_the_new_and_changed_tests(graded_e
         "self_information does not match the reference"
         in (lost["test_self_information_random"]["message"])
     )
-    assert results["mistaken"]["score"] == 20 - 3 - 1 - 2
+    assert results["mistaken"]["score"] == 28 - 3 - 1 - 2
     assert results["mistaken"]["flags"] == []  # the notebook run and the verification agree
 
 
@@ -385,7 +385,7 @@ def test_an_exercise_added_after_a_batch_was_graded_is_graded_and_exported(
 ):
     first = edited_course["first"]
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "early" in first.stdout and " 16 " in first.stdout
+    assert "early" in first.stdout and " 24 " in first.stdout
     run, results, grades = graded_edit
     assert run.returncode == 0, run.stderr[-3000:]
     # The early submission has the old notebook: the new exercise is missing from it, its
@@ -395,11 +395,11 @@ def test_an_exercise_added_after_a_batch_was_graded_is_graded_and_exported(
         c["grade_id"] for nb in early["notebooks"].values() for c in nb["cells"] if not c["points"]
     }
     assert lost == {"test_self_information_random", "test_self_information_hidden"}
-    assert early["score"] == 17 and early["max_score"] == 20
+    assert early["score"] == 25 and early["max_score"] == 28
     # The gradebook holds every new cell's grade for every submission: scores and maxima
     # agree with the results, the early submission's included.
     rows = {line.split(",")[0]: line.split(",")[2:4] for line in grades.splitlines()[1:]}
-    assert rows == {"early": ["17", "20"], "honest": ["20", "20"], "mistaken": ["14", "20"]}
+    assert rows == {"early": ["25", "28"], "honest": ["28", "28"], "mistaken": ["22", "28"]}
 
 
 def test_release_refuses_a_notebook_that_breaks_the_conventions_and_says_the_rule(tmp_path):
@@ -443,7 +443,7 @@ def test_autograde_refuses_when_the_instructor_solution_fails_in_the_sandbox(tmp
     run = _run(course, "autograde", ASSIGNMENT, "--jobs", "1", "--no-progress", timeout=540)
     assert run.returncode == 1, run.stdout
     assert "the instructor's solution scores " in run.stderr, run.stderr[-3000:]
-    assert "/16 when graded in the sandbox" in run.stderr
+    assert "/24 when graded in the sandbox" in run.stderr
     assert "information.ipynb test_entropy_hidden: entropy does not match" in run.stderr
     assert not (course / "work" / "autograded").exists()  # no student was graded
     assert not (course / "work" / "gradebook.db").exists()

@@ -173,10 +173,10 @@ def test_the_directive_renders_launch_buttons_for_the_notebook(tmp_path):
 
 
 def test_the_directive_refuses_a_function_the_assignment_lacks(tmp_path):
-    page = "# Chapter\n\n:::{assignment} a02_classification\n:functions: smooth_labels\n:::\n"
+    page = "# Chapter\n\n:::{assignment} a02_classification\n:functions: riou_loss\n:::\n"
     result = _sphinx_build(tmp_path, page)
     assert result.returncode != 0
-    assert "has no exercise smooth_labels" in result.stderr, result.stderr
+    assert "has no exercise riou_loss" in result.stderr, result.stderr
 
 
 # ------------------------------------------------------------- the notebooks' cells

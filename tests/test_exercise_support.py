@@ -163,6 +163,8 @@ def test_outputs_match_bounds_the_largest_tensor_created():
         exercises.nms_cases,
         exercises.weight_map_cases,
         exercises.mining_cases,
+        exercises.reduce_cases,
+        exercises.gradient_cases,
         lambda seed: [("batch", exercises.mining_batch(seed, 9), {})],
         lambda seed: [("line", exercises.line_data(seed), {})],
     ],
@@ -266,3 +268,106 @@ def test_mining_cases_alternate_hard_and_semihard():
     assert [kwargs["strategy"] for _, _, kwargs in cases] == ["hard", "semihard"] * 4
     assert [len(args[1]) for _, args, _ in cases[::2]] == [10, 24, 40, 33]
     assert all(0.1 <= kwargs["margin"] <= 2.1 for _, _, kwargs in cases[1::2])
+
+
+# ------------------------------------------------ weighted_reduce, central_difference
+
+
+def test_weighted_reduce_is_the_normalisation_of_a_class_weighted_nll_loss():
+    """The weighted mean divides by the sum of the weights, as PyTorch's class-weighted
+    NLL loss does (ignored targets counting nowhere); unweighted, it is the plain mean."""
+    g = torch.Generator().manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(9, 4, generator=g, dtype=torch.float64), 1)
+    target = torch.tensor([0, 3, 1, 1, 2, 0, 3, 2, 1])
+    weight = torch.tensor([0.5, 2.0, 0.0, 1.5], dtype=torch.float64)
+    per_example = -log_probs[torch.arange(9), target]
+    expected = F.nll_loss(log_probs, target, weight=weight)
+    got = exercises.weighted_reduce(per_example, "mean", weight[target])
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(exercises.weighted_reduce(per_example), per_example.mean())
+    torch.testing.assert_close(
+        exercises.weighted_reduce(per_example, "sum", weight[target]),
+        F.nll_loss(log_probs, target, weight=weight, reduction="sum"),
+    )
+    torch.testing.assert_close(
+        exercises.weighted_reduce(per_example, "none", weight[target]),
+        F.nll_loss(log_probs, target, weight=weight, reduction="none"),
+    )
+
+
+def test_weighted_reduce_is_zero_with_a_zero_gradient_where_the_mean_is_zero_over_zero():
+    values = torch.rand(5, dtype=torch.float64, requires_grad=True)
+    assert torch.isnan((values * 0).sum() / torch.zeros(5, dtype=torch.float64).sum())
+    mean = exercises.weighted_reduce(values, "mean", torch.zeros(5, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(mean, values)
+    assert mean.item() == 0 and torch.equal(grad, torch.zeros(5, dtype=torch.float64))
+    empty = torch.zeros(0, 3, dtype=torch.float32)
+    assert torch.isnan(empty.mean())
+    result = exercises.weighted_reduce(empty)
+    assert result.item() == 0 and result.dtype == torch.float32 and result.shape == ()
+    with pytest.raises(ValueError, match="reduction must be"):
+        exercises.weighted_reduce(values, "avg")
+
+
+def test_reduce_examples_include_the_zero_denominators_and_each_reduction():
+    cases = exercises.reduce_examples() + exercises.reduce_cases(5)
+    reductions = {args[1] if len(args) > 1 else "mean" for _, args, _ in cases}
+    assert reductions == {"none", "mean", "sum"}
+    zero = [
+        description
+        for description, args, kwargs in cases
+        if (args[1] if len(args) > 1 else "mean") == "mean"
+        and exercises.weighted_reduce(*args, **kwargs).item() == 0
+    ]
+    assert len(zero) >= 3  # empty batches and weights that are all 0
+
+
+def test_central_difference_is_the_difference_quotient_not_the_derivative():
+    """For f = sum(x^3) the central difference is 3 x^2 + h^2, exactly in exact arithmetic."""
+    x = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)
+    for h in (0.1, 1e-3):
+        got = exercises.central_difference(lambda t: (t**3).sum(), x, h)
+        torch.testing.assert_close(got, 3 * x**2 + h**2, rtol=0, atol=1e-9)
+    assert got.shape == x.shape and got.dtype == x.dtype
+
+
+def test_the_functions_of_the_gradient_cases_are_the_chapter_losses():
+    """LineRisk is the MSE of a line (its gradient the chapter's formula), SoftmaxCrossEntropy
+    is F.cross_entropy, MeanHinge the mean hinge; the central difference of the quadratic
+    LineRisk is its gradient, and that of the hinge at its kink the mean of the slopes."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(10, generator=g, dtype=torch.float64)
+    y = 2 * x - 0.5
+    theta = torch.tensor([0.5, 0.1], dtype=torch.float64)
+    line = exercises.LineRisk(x, y)
+    torch.testing.assert_close(line(theta), F.mse_loss(theta[0] * x + theta[1], y))
+    r = theta[0] * x + theta[1] - y
+    by_hand = torch.stack([2 * (r * x).mean(), 2 * r.mean()])
+    torch.testing.assert_close(exercises.central_difference(line, theta), by_hand)
+    torch.testing.assert_close(exercises.central_difference(line, theta, 0.3), by_hand)
+
+    logits = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    labels = torch.tensor([2, 0, 1, 1])
+    ce = exercises.SoftmaxCrossEntropy(labels)
+    torch.testing.assert_close(ce(logits), F.cross_entropy(logits, labels))
+
+    signs = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    scores = torch.tensor([1.0, -1.0, 0.2], dtype=torch.float64)  # the first two at the kink
+    hinge = exercises.MeanHinge(signs)
+    torch.testing.assert_close(hinge(scores), F.relu(1 - signs * scores).mean())
+    expected = torch.tensor([-0.5, 0.5, -1.0], dtype=torch.float64) / 3
+    torch.testing.assert_close(exercises.central_difference(hinge, scores), expected)
+
+
+def test_gradient_examples_tell_the_quotient_from_the_derivative():
+    """On the visible and the drawn cases, autograd's derivative differs from the central
+    difference (the large step, the kink) beyond the tolerance of assert_outputs_match, so
+    that the exercise cannot be passed by returning it."""
+    for cases in (exercises.gradient_examples(), exercises.gradient_cases(7)):
+        differs = 0
+        for _, (f, x), kwargs in cases:
+            quotient = exercises.central_difference(f, x, **kwargs)
+            point = x.clone().requires_grad_(True)
+            (derivative,) = torch.autograd.grad(f(point), point)
+            differs += not torch.allclose(derivative, quotient, rtol=1e-5, atol=1e-6)
+        assert differs >= 2

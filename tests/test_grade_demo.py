@@ -89,8 +89,8 @@ def test_grade_demo_prints_the_table(demo):
     assert table[0].split()[:4] == ["student", "score", "max", "flags"]
     rows = {line.split()[0]: line.split() for line in table[2:]}
     assert set(rows) == set(STUDENTS)
-    assert rows["alice"][1:3] == ["16", "16"]
-    assert rows["dave"][1:3] == ["0", "16"]
+    assert rows["alice"][1:3] == ["28", "28"]
+    assert rows["dave"][1:3] == ["0", "28"]
     assert demo.left == []  # no grader, sandbox or kernel of the demo is left running
 
 
@@ -100,17 +100,17 @@ def test_grade_demo_scores_honest_broken_and_hostile_students(demo):
     assert set(rows) == set(STUDENTS) == set(demo.results)
     for student, result in demo.results.items():
         assert float(rows[student]["score"]) == result["score"], student
-        assert float(rows[student]["max_score"]) == result["max_score"] == 16, student
+        assert float(rows[student]["max_score"]) == result["max_score"] == 28, student
     # alice: every point.
     batches.expect_lost(demo.results["alice"], set())
     # bob: log(softmax) is nan on saturated logits (the stability and hidden tests), and
     # his weight tensor is made on the CPU (the label-smoothing test runs on 'meta'): he
     # loses the three cross_entropy cells, and nothing else.
     batches.expect_lost(demo.results["bob"], _of("cross_entropy"))
-    assert demo.results["bob"]["score"] == 12
+    assert demo.results["bob"]["score"] == 24
     # carol: tampering does not save her wrong hinge loss; it costs her nothing else.
     batches.expect_lost(demo.results["carol"], _of("hinge_loss"))
-    assert demo.results["carol"]["score"] == 12
+    assert demo.results["carol"]["score"] == 24
     # dave: not a notebook: nothing.
     batches.expect_lost(demo.results["dave"], _of())
 
@@ -144,10 +144,10 @@ def test_grade_demo_reports_the_flagged_students_and_why(demo):
             blocks[list(blocks)[-1]].append(line.strip())
         else:
             blocks[line] = []
-    assert list(blocks) == ["carol: 12/16", "dave: 0/16"], report
-    disagree = [f for f in blocks["carol: 12/16"] if f.startswith("notebook and verification")]
+    assert list(blocks) == ["carol: 24/28", "dave: 0/28"], report
+    disagree = [f for f in blocks["carol: 24/28"] if f.startswith("notebook and verification")]
     assert len(disagree) == 1, report
     assert set(disagree[0].split(": ", 1)[1].split(", ")) == _of("hinge_loss")
-    assert "hinge_loss imports cvloss_ref" in blocks["carol: 12/16"]
-    (dave,) = blocks["dave: 0/16"]
+    assert "hinge_loss imports cvloss_ref" in blocks["carol: 24/28"]
+    (dave,) = blocks["dave: 0/28"]
     assert dave.startswith("not graded: classification.ipynb is not a valid notebook"), dave

@@ -61,13 +61,13 @@ def test_cells_added_and_removed_after_grading_reach_every_submission(tmp_path):
     (original,) = source_notebooks(A01)
     for student in ("alice", "bob"):
         gradebook.record(_full_marks(student, original), [original], db_url)
-    assert _totals(db_url) == {"alice": (16, 16), "bob": (16, 16)}
+    assert _totals(db_url) == {"alice": (24, 24), "bob": (24, 24)}
 
     # The instructor removes the js_divergence exercise and gives entropy's hidden test one
     # more point, then regrades alice only.
     edited = _edited(tmp_path, drop="js_divergence", extra_points=1)
     removed = {t.grade_id for t in original.tests} - {t.grade_id for t in edited.tests}
-    assert len(removed) == 3 and edited.max_score == 16 - 4 + 1
+    assert len(removed) == 3 and edited.max_score == 24 - 4 + 1
     gradebook.record(_full_marks("alice", edited), [edited], db_url)
     totals = _totals(db_url)
     assert totals["alice"] == (edited.max_score, edited.max_score)
@@ -81,4 +81,4 @@ def test_cells_added_and_removed_after_grading_reach_every_submission(tmp_path):
 
     # The exercise comes back and bob is regraded: he gets its rows again, and full marks.
     gradebook.record(_full_marks("bob", original), [original], db_url)
-    assert _totals(db_url)["bob"] == (16, 16)
+    assert _totals(db_url)["bob"] == (24, 24)

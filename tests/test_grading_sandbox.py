@@ -331,29 +331,29 @@ def test_the_batch_completes_with_a_table(graded):
 
 def test_honest_submission_gets_full_marks(graded):
     honest = graded["results"]["honest"]
-    assert honest["score"] == honest["max_score"] == 16
+    assert honest["score"] == honest["max_score"] == 24
     assert honest["flags"] == []
     batches.expect_lost(honest, set())
-    assert set(_cells(honest)) == _of() and len(_of()) == 12
+    assert set(_cells(honest)) == _of() and len(_of()) == 18
 
 
 def test_tampering_with_the_harness_gets_zero_on_what_it_attacked(graded):
     result = graded["results"]["tamper"]
-    batches.expect_lost(result, _of("entropy"))  # the other three exercises are honest
-    assert result["score"] == 12
+    batches.expect_lost(result, _of("entropy"))  # the other five exercises are honest
+    assert result["score"] == 20
     assert any("disagree" in f for f in result["flags"])
 
 
 def test_exits_and_killed_kernels_cost_only_those_exercises(graded):
     result = graded["results"]["exits"]
     batches.expect_lost(result, _of("entropy", "kl_divergence", "js_divergence"))
-    assert result["score"] == 4
+    assert result["score"] == 12
 
 
 def test_calling_the_reference_writing_outside_and_network_are_refused(graded):
     result = graded["results"]["escape"]
     batches.expect_lost(result, _of("entropy"))
-    assert result["score"] == 12
+    assert result["score"] == 20
     assert any("imports cvloss_ref" in f for f in result["flags"])
     assert graded["connections"] == []
 
@@ -370,12 +370,12 @@ def test_infinite_loop_flood_memory_and_fork_bombs_cost_only_those_exercises(gra
         # run saw "timeout"); the verification, which drops prints in-process, says why.
         assert cells[grade_id]["notebook"] in ("error", "timeout")
     batches.expect_lost(graded["results"]["hogs"], _of("cross_entropy_dist", "js_divergence"))
-    assert graded["results"]["honest"]["score"] == 16  # graded in the same batch
+    assert graded["results"]["honest"]["score"] == 24  # graded in the same batch
 
 
 def test_printing_a_lot_is_truncated_and_costs_no_points(graded):
     result = graded["results"]["chatty"]
-    assert result["score"] == result["max_score"] == 16, _cells(result)
+    assert result["score"] == result["max_score"] == 24, _cells(result)
     batches.expect_lost(result, set())
     truncated = [f for f in result["flags"] if f.startswith(OUTPUT_TRUNCATED)]
     assert any("notebook run" in f and "js_divergence" in f for f in truncated), truncated
@@ -383,7 +383,7 @@ def test_printing_a_lot_is_truncated_and_costs_no_points(graded):
     assert not any("disagree" in f for f in result["flags"]), result["flags"]
     folder = graded["folder"]
     page = (folder / "feedback/chatty/a01_information/information.html").read_text()
-    assert "16</b> of 16" in page
+    assert "24</b> of 24" in page
     assert "printed more than the grader keeps" in page and OUTPUT_TRUNCATED in page
     # The formgrader's notebook: the flags on top, and the note where the output was cut.
     review = nbformat.read(str(folder / "autograded/chatty/a01_information/information.ipynb"), 4)
@@ -398,7 +398,9 @@ def test_a_cell_that_stops_early_costs_its_function_only_and_the_student_reads_w
     result = graded["results"]["broken"]
     batches.expect_lost(result, _of("entropy", "kl_divergence", "cross_entropy_dist"))
     assert result["score"] == sum(
-        c["max_points"] for c in _cells(result).values() if c["grade_id"] in _of("js_divergence")
+        c["max_points"]
+        for c in _cells(result).values()
+        if c["grade_id"] in _of("js_divergence", "weighted_reduce", "numerical_gradient")
     )
     cells = _cells(result)
     for grade_id in _of("entropy"):  # the SyntaxError and its line, not "not defined"
@@ -509,6 +511,6 @@ def test_feedback_never_shows_hidden_test_code(graded):
         text = page.read_text()
         assert "HIDDEN_SEED" not in text and "assert_loss_matches(" not in text
     honest = (graded["folder"] / "feedback/honest/a01_information/information.html").read_text()
-    assert "16</b> of 16" in honest
+    assert "24</b> of 24" in honest
     tamper = (graded["folder"] / "feedback/tamper/a01_information/information.html").read_text()
     assert "entropy does not match the reference" in tamper

@@ -50,7 +50,7 @@ BIN = Path(sys.executable).parent
 A02 = "a02_classification"
 NOTEBOOK = "classification"
 RELEASED = Path("exercises") / A02 / f"{NOTEBOOK}.ipynb"
-OUR_SCORES = {"alice": 16.0, "bob": 12.0, "carol": 12.0, "dave": 0.0}
+OUR_SCORES = {"alice": 28.0, "bob": 24.0, "carol": 24.0, "dave": 0.0}
 
 
 def _skip_without_the_demo_batch() -> None:
@@ -336,8 +336,8 @@ def test_stock_autograde_after_ours_agrees_but_on_tampering(stock):
             output
         ), output[-6000:]
     _ok(stock.export_stock)
-    assert {s: stock.scores_stock[s] for s in ("alice", "bob")} == {"alice": 16.0, "bob": 12.0}
-    assert stock.scores_stock["carol"] == 16.0 > OUR_SCORES["carol"]
+    assert {s: stock.scores_stock[s] for s in ("alice", "bob")} == {"alice": 28.0, "bob": 24.0}
+    assert stock.scores_stock["carol"] == 28.0 > OUR_SCORES["carol"]
 
 
 @pytest.mark.slow

@@ -745,6 +745,13 @@ def _alpha_power_of_whole(pred, target, eps, alpha=3.0, variant="iou", **_):
     return 1 - (p["iou"] - sum(_penalty(p, variant, eps))).pow(alpha)
 
 
+@_student
+def _alpha_unguarded_power(pred, target, eps, alpha=3.0, variant="iou", **_):
+    p = _pieces(pred, target, eps)
+    # x ** alpha without a guard: for alpha < 1 its slope is infinite at x = 0.
+    return 1 - p["iou"] ** alpha + sum(t**alpha for t in _penalty(p, variant, eps))
+
+
 register(
     LossSpec(
         name="alpha_iou_loss",
@@ -789,6 +796,12 @@ register(
                 _alpha_power_of_whole,
                 "Apply alpha to the IoU and to each penalty separately, 1 - IoU^alpha + "
                 "P^alpha, not to the whole GIoU/DIoU/CIoU.",
+            ),
+            Mistake(
+                _alpha_unguarded_power,
+                "For alpha < 1, x^alpha has an infinite slope at x = 0, which an IoU of 0 "
+                "(disjoint boxes) or a zero penalty reaches: take the gradient there as 0 with a "
+                "double torch.where, where(x > 0, where(x > 0, x, 1.0) ** alpha, 0.0).",
             ),
             *_clamp_and_plus_one(_alpha_iou),
         ),
