@@ -26,7 +26,10 @@ def test_the_training_chapters_are_found():
     """The marker search finds the chapters known to train, and not a formula-only one."""
     names = {path.name for path in TRAINING}
     assert {"triplet-loss.md", "gan-losses.md", "diou-ciou.md", "style-transfer.md"} <= names
-    assert "information-theory.md" not in names
+    assert "appendix-notation.md" not in names
+    # information-theory searches the underflow threshold of exp by bisection, a loop
+    # whose result depends on the exp kernel: it runs under every variant too.
+    assert "information-theory.md" in names
 
 
 def test_a_variant_sets_its_variables_and_drops_the_callers(monkeypatch):

@@ -79,8 +79,8 @@ def test_bench_runs_on_the_smallest_batch_and_saves_what_the_readme_quotes(tmp_p
     assert row == {
         "student": "student00",
         "assignment": "a02_classification",
-        "score": 16.0,
-        "max_score": 16.0,
+        "score": 28.0,
+        "max_score": 28.0,
     }
     assert batches.files_under(batch.tmp) == set()  # its grading folders are gone
     assert batches.survivors(batch) == []

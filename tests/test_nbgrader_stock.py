@@ -314,7 +314,7 @@ def test_stock_autograde_before_ours(stock):
     _ok(stock.autograde_before)
     assert "There are 1 students" in _ok(stock.students_before)
     _ok(stock.export_before)
-    assert stock.scores_before == {"alice": 16.0}
+    assert stock.scores_before == {"alice": 28.0}
 
 
 @pytest.mark.slow
