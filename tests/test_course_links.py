@@ -222,7 +222,7 @@ def test_course_cells_follow_the_settings_and_are_idempotent(monkeypatch):
     nb = nbformat.read(str(source), as_version=4)
     once = course_cells(nb, "a01_information", source.name)
     assert course_cells(once, "a01_information", source.name) == once
-    moved = links.Settings(**{**SETTINGS.__dict__, "book_url": "https://elsewhere.edu/c/"})
+    moved = _settings(book_url="https://elsewhere.edu/c/")
     monkeypatch.setattr(links.Settings, "load", classmethod(lambda cls, root=ROOT: moved))
     again = course_cells(once, "a01_information", source.name)
     text = json.dumps([c.source for c in again.cells])

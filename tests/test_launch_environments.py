@@ -105,9 +105,19 @@ def _install_cell(package: str | None = None) -> str:
     return source + "\nimport cvloss_ref\nprint(cvloss_ref.__file__)\n"
 
 
+def _run_install_cell(env_dir: Path, package: str, cwd: Path):
+    """The exercises' install cell with ``package`` as its address, pip's index off."""
+    cell = _install_cell(package)
+    return _run([_python(env_dir), "-c", cell], env_dir, cwd, {"PIP_NO_INDEX": "1"})
+
+
+def _uninstall(env_dir: Path, cwd: Path) -> None:
+    _run([_python(env_dir), "-m", "pip", "uninstall", "-y", "-q", "cvloss_ref"], env_dir, cwd)
+
+
 def test_colab_install_cell_installs_the_package_where_it_is_missing(binder, tmp_path):
     env_dir, files = binder
-    _run([_python(env_dir), "-m", "pip", "uninstall", "-y", "-q", "cvloss_ref"], env_dir, files)
+    _uninstall(env_dir, files)
     elsewhere = tmp_path / "colab"  # no checkout above it, as on Colab
     elsewhere.mkdir()
     assert not _importable(env_dir, elsewhere)
@@ -133,32 +143,20 @@ def test_colab_install_cell_installs_the_package_where_it_is_missing(binder, tmp
     )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("cvloss_ref-*.whl")
-    cell = tmp_path / "install_from_wheel.py"
-    cell.write_text(_install_cell(str(wheel)), encoding="utf-8")
-    result = _run([_python(env_dir), str(cell)], env_dir, elsewhere, {"PIP_NO_INDEX": "1"})
+    result = _run_install_cell(env_dir, str(wheel), elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
     assert str(env_dir) in result.stdout  # installed into the environment, not the checkout
     assert _importable(env_dir, elsewhere)
 
     # Present: the cell does nothing (pip would fail here, with no index and no package).
-    result = _run(
-        [_python(env_dir), "-c", _install_cell("no-such-package-anywhere")],
-        env_dir,
-        elsewhere,
-        {"PIP_NO_INDEX": "1"},
-    )
+    result = _run_install_cell(env_dir, "no-such-package-anywhere", elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
-    _run([_python(env_dir), "-m", "pip", "uninstall", "-y", "-q", "cvloss_ref"], env_dir, files)
+    _uninstall(env_dir, files)
 
     # Inside a checkout, without the package installed: the checkout's package is used,
     # offline (an unreachable package address proves pip is not called).
     cwd = files / "exercises" / "a01_information"
-    result = _run(
-        [_python(env_dir), "-c", _install_cell("git+https://invalid.invalid/none@x")],
-        env_dir,
-        cwd,
-        {"PIP_NO_INDEX": "1"},
-    )
+    result = _run_install_cell(env_dir, "git+https://invalid.invalid/none@x", cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(files / "cvloss_ref" / "__init__.py")
 
