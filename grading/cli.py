@@ -348,6 +348,16 @@ def _report_copies(assignment: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.db:
-        os.environ["CVLOSS_GRADEBOOK_URL"] = args.db
-    return args.func(args)
+    if not args.db:
+        return args.func(args)
+    # --db reaches nbgrader and the worker processes through the environment, for this
+    # command only: a caller in the same process (a notebook, a test) keeps its own setting.
+    before = os.environ.get("CVLOSS_GRADEBOOK_URL")
+    os.environ["CVLOSS_GRADEBOOK_URL"] = args.db
+    try:
+        return args.func(args)
+    finally:
+        if before is None:
+            del os.environ["CVLOSS_GRADEBOOK_URL"]
+        else:
+            os.environ["CVLOSS_GRADEBOOK_URL"] = before

@@ -6,6 +6,7 @@ The end-to-end sandboxed runs are in ``tests/test_grading_sandbox.py``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 
@@ -38,8 +39,10 @@ OUTPUT_REFERENCES = {
 }
 
 
-def test_nbgrader_config_makes_the_repository_the_course_root():
+def test_nbgrader_config_makes_the_repository_the_course_root(monkeypatch):
     from traitlets.config.loader import PyFileConfigLoader
+
+    monkeypatch.delenv("CVLOSS_GRADEBOOK_URL", raising=False)  # the default gradebook
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(SOURCE_DIR.parent / "grading"))
     c = config.load_config()
@@ -350,8 +353,6 @@ def test_cli_refuses_an_unknown_assignment_or_command(capsys):
 def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypatch, capsys):
     from grading import gradebook
 
-    # cli.main(["--db", ...]) sets CVLOSS_GRADEBOOK_URL in os.environ: restore it after
-    # the test, or every later grading subprocess of the session writes to this database.
     monkeypatch.delenv("CVLOSS_GRADEBOOK_URL", raising=False)
     url = f"sqlite:///{tmp_path / 'gb.db'}"
     sources = source_notebooks("a01_information")
@@ -418,6 +419,33 @@ def test_export_and_report_read_the_gradebook_and_the_results(tmp_path, monkeypa
         "alice,a01_information,24,24,",
         "mallory,a01_information,20,24,notebook and verification disagree: test_entropy_hidden",
     ]
+
+
+def test_db_option_holds_for_its_command_only(tmp_path, monkeypatch):
+    """--db reaches the command's subprocesses through CVLOSS_GRADEBOOK_URL, and the caller's
+    own setting (or its absence) is back once main returns, also after an error."""
+    seen = []
+
+    def export(args):
+        seen.append(os.environ["CVLOSS_GRADEBOOK_URL"])
+        if len(seen) > 2:
+            raise RuntimeError("the database went away")
+        return 0
+
+    monkeypatch.setattr(cli, "_export", export)  # _parser binds it when main builds it
+    url = f"sqlite:///{tmp_path / 'gb.db'}"
+    for before in (None, "sqlite:///elsewhere.db", None):
+        if before is None:
+            monkeypatch.delenv("CVLOSS_GRADEBOOK_URL", raising=False)
+        else:
+            monkeypatch.setenv("CVLOSS_GRADEBOOK_URL", before)
+        if len(seen) < 2:
+            assert cli.main(["--db", url, "export", "-o", str(tmp_path / "g.csv")]) == 0
+        else:
+            with pytest.raises(RuntimeError):
+                cli.main(["--db", url, "export", "-o", str(tmp_path / "g.csv")])
+        assert seen[-1] == url
+        assert os.environ.get("CVLOSS_GRADEBOOK_URL") == before
 
 
 def test_bundled_demo_submissions_match_the_current_sources(tmp_path, monkeypatch):
