@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -159,11 +160,21 @@ def _resolve(dotted: str) -> Any:
 
 
 @functools.cache
+def _resolved(dotted: str) -> Any:
+    return _resolve(dotted)
+
+
 def _entries() -> tuple[tuple[Any, str, Forbidden], ...]:
-    """The table's entries that this installation has: (object, public name, entry)."""
+    """The table's entries whose package is imported: (object, public name, entry).
+
+    An object given to :func:`_entry` belongs to a package that is imported already, so
+    the names of the others cannot be it; not importing them (``torchvision`` imports
+    Dynamo: about 2 s) keeps a guard cheap to build in a fresh process."""
     found = []
     for name, entry in TABLE.items():
-        obj = _resolve(name)
+        if name.split(".", 1)[0] not in sys.modules:
+            continue
+        obj = _resolved(name)
         if obj is not None:
             found.append((obj, name, entry))
     return tuple(found)

@@ -190,6 +190,13 @@ class _KernelWatch(TorchDispatchMode):
         super().__init__()
         self.guard = guard
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable by default,
+        # which imports Dynamo (about 1 s) the first time the mode runs; this mode is
+        # never compiled, so it keeps the plain method.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         op = func.overloadpacket._qualified_op_name
         label = self.guard.kernels.get(op)
