@@ -1,28 +1,62 @@
 """Reference PyTorch implementations of computer-vision losses.
 
-Every loss follows the conventions of ``torch.nn.functional``: it takes
-``reduction="none" | "mean" | "sum"`` (default ``"mean"``), where ``"none"`` gives one
-value per sample (per element, box, pixel, pair, anchor or image: each docstring
-says which) and a ``"mean"`` over nothing (an empty batch, every target ignored, no
-valid triplet) is 0 with a zero gradient, not NaN.  (``cycle_consistency_loss``,
-whose two domains need not be paired or of one size, returns the scalar of its
-formula.)  Functions that are not losses
-(``box_area``, ``box_iou``, ``pairwise_distances``, ``gram_matrix``,
-``smooth_labels``, ``self_information``, ...) return their values unreduced.  Every
-function runs on any device and dtype without host synchronisation, and is the
-reference that :func:`cvloss_ref.testing.assert_loss_matches` checks students
-against.
+**Reduction.**  Every loss follows the conventions of ``torch.nn.functional``: it
+takes ``reduction="none" | "mean" | "sum"`` (default ``"mean"``), where ``"none"``
+gives one value per sample (per element, box, pixel, pair, triplet, anchor or image:
+each docstring says which), ``"sum"`` adds those values and ``"mean"`` averages
+them.  A ``"mean"`` over nothing (an empty batch, every target ignored, no valid
+triplet or anchor) is 0 with a zero gradient, not NaN.  Where ``"mean"`` has a
+denominator of its own, the docstring names it: the summed class or pixel weights
+and the targets not ignored (``cross_entropy``, ``softmax_focal_loss``,
+``weighted_pixel_cross_entropy``); the triplets or anchors that count
+(``batch_all_triplet_loss``, ``batch_hard_triplet_loss``, ``circle_loss``); and
+for the losses of two unpaired populations (``gan_discriminator_loss``: real and
+fake samples; ``cycle_consistency_loss``: domains A and B, which may differ in
+batch size and shape) the mean of each population, added, while ``"none"`` returns
+the values of the first population followed by those of the second.
+``rmse_loss`` takes its root after the reduction, so its ``"sum"`` is the norm of
+the residual, not the sum of ``"none"``.  Functions that are not losses
+(``box_area``, ``box_convert``, ``box_iou``, ``generalized_box_iou``,
+``pairwise_distances``, ``gram_matrix``, ``smooth_labels``, ``self_information``,
+``unet_weight_map``) take no ``reduction=`` and return their values unreduced;
+``diou_nms`` and ``mine_triplets`` return indices.  Every function runs on any
+device and dtype without host synchronisation, and is the reference that
+:func:`cvloss_ref.testing.assert_loss_matches` checks students against.
 
-Argument names say what a tensor holds.  The first argument of a loss is the
-model's output, named for its kind: ``logits`` (real-valued scores before a sigmoid
-or softmax), ``probs`` (probabilities), ``embeddings`` (rows of a batch compared with
-one another) or ``pred`` (a prediction in the space of its target: boxes, values,
-masks, features); the ground truth is ``target``.  Losses that compare inputs of
-equal standing name them for their role (``p``/``q`` distributions, ``x1``/``x2``
-and ``anchor``/``positive``/``negative`` embeddings, ``real_logits``/``fake_logits``).
-A few names predate the rule and follow ``torch.nn.functional`` instead (``input``
-of the regression losses, ``scores`` of ``hinge_loss``); they stay until a release
-renames them with a deprecation warning.
+**Argument names.**  The names and their order are a contract (exercise notebooks
+and the grader call the functions with them), so they are never renamed; they
+follow one rule: the first argument is named for what it holds.
+
+* ``logits``: real-valued class scores before a sigmoid or softmax, one per class
+  (the classification and dense cross-entropy and focal losses,
+  ``multiclass_hinge_loss``); ``real_logits``/``fake_logits``: a discriminator's raw
+  outputs on real and generated samples.
+* ``probs``: probabilities in [0, 1]; ``logits_or_probs`` where ``from_logits=``
+  says which (``dice_loss``).
+* ``p``, ``q``: probability distributions along ``dim`` (information theory).
+* ``input``: where the loss mirrors the ``torch.nn.functional`` loss of the same
+  name, whose first argument is ``input`` (``mse_loss``, ``l1_loss``,
+  ``smooth_l1_loss``, ``huber_loss``, ``hinge_embedding_loss``), and the other
+  regression losses beside them (``mean_error``, ``rmse_loss``).  ``input`` is
+  never used for logits or probabilities, which have their own names.
+* ``scores``: the one real-valued decision value per sample of a binary margin
+  classifier with targets ±1 (``hinge_loss``); in ``diou_nms``, detection
+  confidences.
+* ``pred``: a prediction in the space of its target (boxes, images, masks), and
+  ``pred_feats`` feature maps of the prediction, compared with ``style_feats`` or
+  ``content_feats``.
+* ``embeddings``: the rows of one batch, compared with one another through their
+  ``labels``; ``x1``/``x2`` and ``anchor``/``positive``/``negative``: embeddings
+  named by their role in a pair or a triplet.
+* ``critic``, ``real``, ``fake`` (``gradient_penalty``) and ``real_a``, ``rec_a``,
+  ``real_b``, ``rec_b`` (``cycle_consistency_loss``): named by their role.
+* Functions that are not losses are named for their input: ``boxes``/``boxes1``,
+  ``features``, ``images``, ``mask``, ``target`` (``smooth_labels``).
+
+The ground truth that a prediction (``logits``, ``probs``, ``logits_or_probs``,
+``input``, ``scores``, ``pred``) is compared with is always the second argument,
+``target``.  ``tests/test_api_shape.py`` checks every public function against
+these rules.
 """
 
 from ._compile import compile_mode, set_compile

@@ -394,6 +394,8 @@ def cycle_consistency_loss(
     real_b: torch.Tensor,
     rec_b: torch.Tensor,
     weight: float = 10.0,
+    *,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""CycleGAN's cycle-consistency loss: mean L1 between images and their reconstructions.
 
@@ -408,22 +410,44 @@ def cycle_consistency_loss(
 
     where :math:`|a|` is the number of elements of ``real_a``: each term is a mean
     absolute error over all of its elements (``F.l1_loss``), as in the authors'
-    code, and the two terms are *added*.  The two domains may have different shapes
-    (e.g. 1-channel and 3-channel images), so there is no per-sample
-    ``reduction="none"``; the result is always a scalar.  Gradients flow to the
-    reconstructions (and through them to both generators); ``real_a`` and
-    ``real_b`` are data.  At a perfect reconstruction the gradient is 0 (the
-    subgradient of ``abs`` at 0, as in PyTorch).
+    code, and the two terms are *added*.  Gradients flow to the reconstructions
+    (and through them to both generators); ``real_a`` and ``real_b`` are data.  At
+    a perfect reconstruction the gradient is 0 (the subgradient of ``abs`` at 0,
+    as in PyTorch).
+
+    **Reduction.**  The two domains are unpaired: they may differ in batch size
+    and in sample shape (say 4 RGB images and 6 grey ones), so sample :math:`i`
+    of A has no partner in B.  The per-sample value of an image is its own weighted
+    reconstruction error, :math:`\ell_i = \lambda \cdot \mathrm{mean}
+    \lvert \mathrm{rec}_i - \mathrm{real}_i \rvert` over that image's elements,
+    and the two domains are kept apart as in :func:`gan_discriminator_loss`:
+
+    * ``"none"`` returns the per-sample values of A, then those of B, shape
+      ``(N + M,)``: ``out[:N]`` are domain A's, ``out[N:]`` domain B's;
+    * ``"mean"`` (the default, the formula above) is the mean over A's samples
+      *plus* the mean over B's samples, the two expectations of Zhu et al.'s
+      equation (2), not the mean of the ``N + M`` values together (which would
+      weigh the larger batch more).  It is computed as the formula is written,
+      one mean over all the elements of each domain (the same value: every
+      sample of a domain has the same number of elements);
+    * ``"sum"`` is the sum of the ``N + M`` per-sample values.
+
+    An empty domain (``N = 0``) contributes 0 to ``"mean"`` with a zero gradient,
+    not NaN, and no value to ``"none"``; a sample with no elements has the value 0.
+    ``"none"`` and ``"sum"`` need a batch dimension: 0-dim inputs are refused.
 
     Args:
         real_a: images of domain A, any shape ``(N, *)``, floating point.
         rec_a: their reconstructions :math:`F(G(a))`, the same shape and device.
         real_b: images of domain B, any shape ``(M, *)``.
         rec_b: their reconstructions :math:`G(F(b))`, the same shape as ``real_b``.
-        weight: :math:`\lambda \ge 0` (10 in the paper).
+        weight: :math:`\lambda \ge 0` (10 in the paper); it multiplies every
+            per-sample value.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``, as above (keyword only).
 
     Returns:
-        A scalar in the promoted dtype of the inputs (0 for empty inputs).
+        In the promoted dtype of the inputs: a scalar, or for ``"none"`` the
+        per-sample values ``(N + M,)``.  ``"mean"`` of empty inputs is 0.
 
     Reference: Zhu et al., "Unpaired Image-to-Image Translation using
     Cycle-Consistent Adversarial Networks", ICCV 2017, equations (2) and (3).
@@ -432,6 +456,12 @@ def cycle_consistency_loss(
         >>> a, b = torch.zeros(1, 3, 2, 2), torch.ones(1, 1, 2, 2)
         >>> cycle_consistency_loss(a, a + 0.1, b, b - 0.2)  # 10 * (0.1 + 0.2)
         tensor(3.)
+        >>> a = torch.zeros(2, 3, 2, 2)  # two images in A, one in B
+        >>> rec_a = torch.stack([a[0] + 0.25, a[1] + 0.75])
+        >>> cycle_consistency_loss(a, rec_a, b, b - 0.5, reduction="none")
+        tensor([2.5000, 7.5000, 5.0000])
+        >>> cycle_consistency_loss(a, rec_a, b, b - 0.5)  # (2.5 + 7.5) / 2 + 5
+        tensor(10.)
     """
     for tensor, name in (
         (real_a, "real_a"),
@@ -444,11 +474,36 @@ def cycle_consistency_loss(
     _check_same_shape(real_b, rec_b, "real_b", "rec_b")
     _check_same_device([real_a, rec_a, real_b, rec_b], ["real_a", "rec_a", "real_b", "rec_b"])
     weight = _check_number(weight, "weight", minimum=0.0)
+    _check_reduction(reduction)
 
     out_dtype = torch.promote_types(
         torch.promote_types(real_a.dtype, rec_a.dtype),
         torch.promote_types(real_b.dtype, rec_b.dtype),
     )
-    term_a = _reduce((_upcast(rec_a) - _upcast(real_a)).abs(), "mean")
-    term_b = _reduce((_upcast(rec_b) - _upcast(real_b)).abs(), "mean")
-    return (weight * (term_a + term_b)).to(out_dtype)
+    error_a = (_upcast(rec_a) - _upcast(real_a)).abs()
+    error_b = (_upcast(rec_b) - _upcast(real_b)).abs()
+    if reduction == "mean":
+        # The formula as written: one mean per domain, over all of its elements.
+        loss = weight * (_reduce(error_a, "mean") + _reduce(error_b, "mean"))
+    else:
+        per_sample = torch.cat(
+            [
+                _per_sample_mean(error_a, "real_a", reduction),
+                _per_sample_mean(error_b, "real_b", reduction),
+            ]
+        )
+        loss = _reduce(weight * per_sample, reduction)
+    return loss.to(out_dtype)
+
+
+def _per_sample_mean(error: torch.Tensor, name: str, reduction: str) -> torch.Tensor:
+    """The mean of ``error`` over each sample's elements, ``(N,)``; 0 for a sample
+    with no elements (a mean over nothing, as :func:`_reduce`'s)."""
+    if error.dim() == 0:
+        raise ValueError(
+            f"{name} must have a batch dimension, shape (N, ...), for reduction={reduction!r}, "
+            "got shape ()"
+        )
+    flat = error.flatten(1) if error.dim() > 1 else error.unsqueeze(1)
+    # flat.shape[1] is shape metadata, not a value: no host synchronisation.
+    return flat.mean(1) if flat.shape[1] else 0.0 * flat.sum(1)

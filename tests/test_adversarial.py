@@ -539,3 +539,119 @@ def test_cycle_consistency_loss_invalid_arguments():
         cycle_consistency_loss(x, x, torch.zeros(2, 3, dtype=torch.long), x)
     with pytest.raises(ValueError, match=r"weight must be >= 0\.0, got -2"):
         cycle_consistency_loss(x, x, x, x, weight=-2)
+
+
+def _cycle_before_reduction(real_a, rec_a, real_b, rec_b, weight=10.0):
+    """The loss as it was before ``reduction=`` existed (float32/float64 inputs)."""
+    term_a = (rec_a - real_a).abs().mean()
+    term_b = (rec_b - real_b).abs().mean()
+    return weight * (term_a + term_b)
+
+
+def _brute_cycle_terms(real, rec, weight):
+    """One Python float per sample: weight * mean |rec - real| over the sample's elements."""
+    terms = []
+    for x, y in zip(real.flatten(1).tolist(), rec.flatten(1).tolist()):
+        terms.append(weight * sum(abs(u - v) for u, v in zip(x, y)) / len(y))
+    return terms
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cycle_consistency_loss_mean_is_the_value_it_had_before_reduction(generator, dtype):
+    real_a, rec_a = (torch.rand(4, 3, 5, 5, generator=generator, dtype=dtype) for _ in range(2))
+    real_b, rec_b = (torch.rand(7, 1, 3, 3, generator=generator, dtype=dtype) for _ in range(2))
+    expected = _cycle_before_reduction(real_a, rec_a, real_b, rec_b, weight=2.5)
+    out = cycle_consistency_loss(real_a, rec_a, real_b, rec_b, weight=2.5)
+    assert torch.equal(out, expected)
+    assert torch.equal(
+        out, cycle_consistency_loss(real_a, rec_a, real_b, rec_b, 2.5, reduction="mean")
+    )
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cycle_consistency_loss_unequal_domains_same_as_brute_force(generator, reduction):
+    # Two unpaired domains of different batch sizes and sample shapes.
+    real_a, rec_a = (torch.rand(2, 3, 4, 4, generator=generator) for _ in range(2))
+    real_b, rec_b = (torch.rand(3, 1, 5, 5, generator=generator) for _ in range(2))
+    terms_a = _brute_cycle_terms(real_a, rec_a, 3.0)
+    terms_b = _brute_cycle_terms(real_b, rec_b, 3.0)
+    expected = {
+        "none": terms_a + terms_b,
+        "mean": sum(terms_a) / len(terms_a) + sum(terms_b) / len(terms_b),
+        "sum": sum(terms_a) + sum(terms_b),
+    }[reduction]
+    out = cycle_consistency_loss(real_a, rec_a, real_b, rec_b, weight=3.0, reduction=reduction)
+    torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float32))
+
+
+def test_cycle_consistency_loss_per_sample_gradient_same_as_l1_loss(generator):
+    inputs = (
+        torch.rand(2, 3, 4, 4, generator=generator, dtype=torch.float64),
+        torch.rand(2, 3, 4, 4, generator=generator, dtype=torch.float64),
+        torch.rand(3, 1, 5, 5, generator=generator, dtype=torch.float64),
+        torch.rand(3, 1, 5, 5, generator=generator, dtype=torch.float64),
+    )
+    weights = torch.rand(5, generator=generator, dtype=torch.float64)
+
+    def peer(real_a, rec_a, real_b, rec_b):
+        pairs = [*zip(real_a, rec_a), *zip(real_b, rec_b)]
+        return 10.0 * torch.stack([F.l1_loss(rec, real) for real, rec in pairs]) * weights
+
+    def weighted(*args):  # a per-sample weighting: the use of reduction="none"
+        return cycle_consistency_loss(*args, reduction="none") * weights
+
+    torch.testing.assert_close(_value_and_grads(weighted, inputs), _value_and_grads(peer, inputs))
+
+
+def test_cycle_consistency_loss_empty_domain_is_zero_with_a_zero_gradient(generator):
+    real_b = torch.rand(3, 2, generator=generator)
+    rec_b = real_b + 0.5
+    real_a, rec_a = torch.empty(0, 3, 4), torch.empty(0, 3, 4, requires_grad=True)
+    out = cycle_consistency_loss(real_a, rec_a, real_b, rec_b, weight=2.0)
+    torch.testing.assert_close(out, torch.tensor(1.0))  # domain A adds 0, not NaN
+    (grad,) = torch.autograd.grad(out, rec_a)
+    assert grad.shape == (0, 3, 4)
+    none = cycle_consistency_loss(real_a, rec_a, real_b, rec_b, weight=2.0, reduction="none")
+    torch.testing.assert_close(none, torch.full((3,), 1.0))  # B's samples only
+    both_empty = cycle_consistency_loss(real_a, rec_a, real_a, rec_a)
+    assert torch.equal(both_empty, torch.tensor(0.0))
+    (grad,) = torch.autograd.grad(both_empty, rec_a)
+    assert torch.isfinite(grad).all()
+    # Samples without elements have the value 0.
+    empty_samples = torch.empty(2, 0, requires_grad=True)
+    none = cycle_consistency_loss(empty_samples, empty_samples, real_b, rec_b, reduction="none")
+    assert torch.equal(none[:2], torch.zeros(2))
+    (grad,) = torch.autograd.grad(none.sum(), empty_samples)
+    assert grad.shape == (2, 0)
+
+
+def test_cycle_consistency_loss_none_meta_half_and_device(generator, device):
+    meta_a, meta_b = torch.rand(2, 3, device="meta"), torch.rand(5, 1, 2, device="meta")
+    out = cycle_consistency_loss(meta_a, meta_a, meta_b, meta_b, reduction="none")
+    assert out.device.type == "meta" and out.shape == (7,)
+    half = torch.rand(2, 3, generator=generator).half()
+    out = cycle_consistency_loss(half, half + 0.25, half, half, reduction="none")
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out, torch.tensor([2.5, 2.5, 0.0, 0.0], dtype=torch.float16))
+    x, y = torch.rand(2, 3, generator=generator), torch.rand(4, 1, generator=generator)
+    for reduction in REDUCTIONS:
+        out = cycle_consistency_loss(
+            x.to(device), x.to(device) + 1, y.to(device), y.to(device), reduction=reduction
+        )
+        expected = cycle_consistency_loss(x, x + 1, y, y, reduction=reduction)
+        torch.testing.assert_close(out.cpu(), expected)
+
+
+def test_cycle_consistency_loss_invalid_reduction():
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="reduction must be one of 'none', 'mean' or 'sum'"):
+        cycle_consistency_loss(x, x, x, x, reduction="avg")
+    with pytest.raises(TypeError):  # keyword only: a sixth positional argument is refused
+        cycle_consistency_loss(x, x, x, x, 10.0, "none")
+    scalar = torch.tensor(1.0)
+    with pytest.raises(ValueError, match=r"real_a must have a batch dimension.*got shape \(\)"):
+        cycle_consistency_loss(scalar, scalar, x, x, reduction="none")
+    with pytest.raises(ValueError, match=r"real_b must have a batch dimension.*'sum'"):
+        cycle_consistency_loss(x, x, scalar, scalar, reduction="sum")
+    # 'mean' has no per-sample values and accepts a 0-dim input, as before.
+    torch.testing.assert_close(cycle_consistency_loss(scalar, scalar + 1, x, x), torch.tensor(10.0))
