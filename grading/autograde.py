@@ -737,15 +737,18 @@ class BatchFailed(RuntimeError):
     finished before was recorded."""
 
 
-def _worker_init() -> None:
+def _worker_init(scratch: str | None = None) -> None:
     """In a worker process: Ctrl-C is the parent's to handle (it ends the workers; a
     handler, not SIG_IGN, so that the processes a worker starts get the default again),
     and the worker dies with the parent, even one killed outright (its sandboxes die with
-    it: ``--die-with-parent``)."""
+    it: ``--die-with-parent``).  Its temporary folders go under ``scratch``, which the
+    parent removes even when it had to kill the worker."""
     from .sandbox import _die_with_parent
 
     signal.signal(signal.SIGINT, lambda *_: None)
     _die_with_parent()
+    if scratch is not None:
+        tempfile.tempdir = scratch
 
 
 class LocalEngine:
@@ -753,8 +756,14 @@ class LocalEngine:
 
     def __init__(self, jobs: int) -> None:
         context = multiprocessing.get_context("spawn")
+        #: The workers' temporary folders (a submission's copies and sandboxes' files),
+        #: removed by :meth:`stop` and :meth:`close`: a killed worker cleans nothing up.
+        self.scratch = tempfile.mkdtemp(prefix="cvloss-batch-")
         self.pool = cf.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_worker_init
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(self.scratch,),
         )
 
     def submit(self, student: str, assignment: str, folder: Path, options: Options):
@@ -777,9 +786,11 @@ class LocalEngine:
         for process in processes:
             process.join(timeout=10)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class _Deferred:

@@ -29,6 +29,7 @@ import importlib.metadata
 import logging
 import platform
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -68,7 +69,8 @@ class ClusterUnavailable(RuntimeError):
 
 
 class WorkerMismatch(RuntimeError):
-    """Raised by a task on a worker whose checkout or environment differs."""
+    """Raised by a task on a worker whose checkout or environment differs: ``args`` are
+    the worker's address and the differences."""
 
 
 def _git_commit() -> str | None:
@@ -164,7 +166,9 @@ def grade_remote(
 
     problems = differences(expected, environment(), options.unsafe)
     if problems:
-        raise WorkerMismatch("; ".join(problems))
+        from distributed import get_worker
+
+        raise WorkerMismatch(get_worker().address, "; ".join(problems))
     with tempfile.TemporaryDirectory(prefix="cvloss-submission-") as tmp, batch_tag(tag):
         folder = Path(tmp) / "submission"
         folder.mkdir()
@@ -192,6 +196,8 @@ class DaskEngine:
         self.address = address
         self.tag = uuid.uuid4().hex
         self.futures: list = []
+        self.tasks: dict = {}  # future key -> what submit was given
+        self.refused: dict[str, str] = {}  # worker address -> its differences
         self.expected = environment()
         self.unsafe = unsafe
         # A lost scheduler is reported by :meth:`result`, once, in the grader's words.
@@ -248,7 +254,7 @@ class DaskEngine:
                 "Python and packages, and a working bubblewrap needed):\n" + "\n".join(lines)
             )
 
-    def submit(self, student: str, assignment: str, folder: Path, options):
+    def submit(self, student: str, assignment: str, folder: Path, options, workers=None):
         future = self.client.submit(
             grade_remote,
             student,
@@ -259,9 +265,33 @@ class DaskEngine:
             self.tag,
             key=f"cvloss-grade-{assignment}-{student}-{uuid.uuid4().hex[:8]}",
             pure=False,
+            **({"workers": workers, "allow_other_workers": False} if workers else {}),
         )
         self.futures.append(future)
+        self.tasks[future.key] = (student, assignment, folder, options)
         return future
+
+    def _elsewhere(self, future, address: str, problems: str):
+        """Skip the worker at ``address`` (it joined after the preflight and differs):
+        say so once, and send ``future``'s submission to the workers not refused."""
+        from .autograde import BatchFailed
+
+        if address not in self.refused:
+            self.refused[address] = problems
+            print(
+                f"skipped Dask worker {address}: it differs from the grader ({problems})",
+                file=sys.stderr,
+                flush=True,
+            )
+        good = [w for w in self.client.scheduler_info()["workers"] if w not in self.refused]
+        if not good:
+            raise BatchFailed(
+                "every Dask worker differs from the grader ("
+                + "; ".join(f"{w}: {p}" for w, p in self.refused.items())
+                + "); stop them or bring them to the grader's commit and environment, then "
+                "run the same command again"
+            )
+        return self.submit(*self.tasks[future.key], workers=good)
 
     def as_completed(self, futures):
         from distributed import as_completed
@@ -274,10 +304,10 @@ class DaskEngine:
         try:
             return SubmissionResult.from_json(future.result())
         except WorkerMismatch as error:
-            raise BatchFailed(
-                f"a Dask worker differs from the grader ({error}); stop it or bring it to "
-                "the grader's commit and environment, then run the same command again"
-            ) from None
+            # A worker that joined after the preflight and differs: its submissions are
+            # graded by the others (waiting here; the other tasks run meanwhile).
+            address, problems = (list(error.args) + ["", ""])[:2]
+            return self.result(self._elsewhere(future, str(address), str(problems)))
         except Exception as error:
             if self._lost():
                 raise BatchFailed(self._lost_message()) from None

@@ -202,11 +202,7 @@ def test_a_scheduler_or_workers_that_cannot_import_the_checkout_or_differ_are_re
         engine_dask.DaskEngine(cluster.address)
     cluster.workers.pop().kill()
     # One worker as it should be, one whose nbclient is another version.
-    fake = tmp_path / "other-packages"
-    (fake / "nbclient-0.0.1.dist-info").mkdir(parents=True)
-    (fake / "nbclient-0.0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: nbclient\nVersion: 0.0.1\n"
-    )
+    fake = _other_nbclient(tmp_path)
     cluster.start_worker()
     cluster.start_worker(extra_path=fake)
     cluster.wait_for_workers(2)
@@ -240,6 +236,43 @@ def test_a_cluster_batch_survives_a_killed_worker_and_gives_the_local_gradebook(
     os.kill(victim, signal.SIGKILL)  # a worker lost mid-submission, its sandboxes with it
     out, err = grader.communicate(timeout=1500)
     assert grader.returncode == 0, err
+    db_url = f"sqlite:///{batch.folder / 'gradebook.db'}"
+    assert gradebook.scores(db_url) == local["scores"]
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert rows == list(demo.STUDENTS)  # each submission once
+    assert batches.survivors(batch) == []
+
+
+def _other_nbclient(tmp_path: Path) -> Path:
+    """A folder that, first on PYTHONPATH, makes a worker report nbclient 0.0.1."""
+    fake = tmp_path / "other-packages"
+    (fake / "nbclient-0.0.1.dist-info").mkdir(parents=True, exist_ok=True)
+    (fake / "nbclient-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: nbclient\nVersion: 0.0.1\n"
+    )
+    return fake
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (bwrap_works() or IN_CI), reason=NO_BWRAP)
+def test_a_worker_that_joins_mid_batch_and_differs_is_skipped(
+    tmp_path, tmp_path_factory, cluster_for
+):
+    """The preflight saw one good worker; a worker with another nbclient joins while the
+    batch runs and takes a queued submission: the task refuses to grade there, the
+    submission is graded by the good worker, and the batch ends as the local one does."""
+    local = demo.local(tmp_path_factory)
+    batch = batches.new_batch(tmp_path)
+    demo.install(batch)
+    cluster = cluster_for(batch, workers=1)
+    grader = _grade(batch, cluster)
+    _wait_for_sandbox(cluster, grader)  # the preflight is over: the canary is graded
+    cluster.start_worker(extra_path=_other_nbclient(tmp_path))
+    out, err = grader.communicate(timeout=1500)
+    assert grader.returncode == 0, err
+    skipped = [line for line in err.splitlines() if line.startswith("skipped Dask worker")]
+    assert len(skipped) == 1, err  # said once, however many of its tasks were refused
+    assert f"nbclient 0.0.1 (grader: {engine_dask._version('nbclient')})" in skipped[0]
     db_url = f"sqlite:///{batch.folder / 'gradebook.db'}"
     assert gradebook.scores(db_url) == local["scores"]
     rows = [line.split()[0] for line in out.splitlines()[2:]]

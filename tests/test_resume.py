@@ -220,6 +220,7 @@ def test_ctrl_c_stops_at_once_and_the_next_run_grades_only_what_is_missing(tmp_p
         "again to grade only those"
     ]
     assert batches.survivors(batch) == []
+    assert sorted(p.name for p in batch.tmp.iterdir()) == []  # the killed worker's folders too
     db_url = f"sqlite:///{batch.folder / 'gradebook.db'}"
     assert gradebook.recorded(A02, db_url) == {"alice"}
     graded_alice = _mtime(alice / "results.json")
