@@ -25,9 +25,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+# jsonschema (under nbformat) imports rfc3987_syntax, when installed, for its IRI format
+# checks, and that builds a parser at import: about 1.1 s of every notebook run, for a
+# check that the notebook schema never asks for.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
 OUTPUT_CAP = 200_000  # characters of output kept per notebook
 #: Characters a cell may print (stdout and stderr) before the kernel drops the rest (a
