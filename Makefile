@@ -48,7 +48,7 @@ format: venv
 	$(BIN)/ruff check --fix cvloss_ref grading tests benchmarks
 
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # The chapters that train or simulate, executed under stand-ins for another CPU (scalar
 # ATen kernels, MKL's compatible path, one and two threads): see CONTRIBUTING.md.

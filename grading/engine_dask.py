@@ -306,7 +306,7 @@ class DaskEngine:
         except WorkerMismatch as error:
             # A worker that joined after the preflight and differs: its submissions are
             # graded by the others (waiting here; the other tasks run meanwhile).
-            address, problems = (list(error.args) + ["", ""])[:2]
+            address, problems = [*error.args, "", ""][:2]
             return self.result(self._elsewhere(future, str(address), str(problems)))
         except Exception as error:
             if self._lost():
