@@ -1,7 +1,7 @@
 r"""The fast paths: fused autograd functions, compiled kernels and ATen calls.
 
-The family modules (``boxes.py``, ``classification.py``, ``regression.py``,
-``synthesis.py``) show each loss as the composition its docstring and the book
+The family modules (``boxes.py``, ``classification.py``, ``metric.py``,
+``regression.py``, ``synthesis.py``) show each loss as the composition its docstring and the book
 derive; where that composition is too slow, the loss hands its checked, upcast
 inputs to one function of this module (its *dispatch point*), next to a comment in
 the family module that says when the hand-over happens:
@@ -17,11 +17,14 @@ loss                                           dispatch point here, and when it 
 ``softmax_focal_loss``                         :func:`softmax_focal`: every call
 ``cross_entropy``                              :func:`index_cross_entropy`,
                                                :func:`probability_cross_entropy`: every
-                                               call (ATen's ``cross_entropy_loss``)
+                                               call
 ``smooth_l1_loss``, ``huber_loss``             :func:`smooth_l1_kernel`,
                                                :func:`huber_kernel`: every call
 ``total_variation``                            :func:`total_variation`: when a gradient
                                                is wanted
+``pairwise_distances``                         :func:`pair_squared_distances`: the near
+                                               pairs it computes again from their
+                                               differences, when there are any
 =============================================  ==========================================
 
 Each fast path computes the same formula as its composition, with the gradient
@@ -41,7 +44,6 @@ from typing import Any
 import torch
 
 from . import _compile
-from ._numerics import weighted_mean
 from ._reduction import _REDUCTION_CODE, _reduce
 
 _FOUR_OVER_PI_SQUARED = 4.0 / math.pi**2
@@ -436,6 +438,240 @@ def softmax_focal(x: torch.Tensor, target: torch.Tensor, gamma: float, dim: int)
 # ------------------------------------------------------------------ cross entropy
 
 
+def _softmax_and_top(
+    x: torch.Tensor, dim: int, in_place: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The pieces of an accurate :math:`-\log p` of every class: ``(p, top, top_index,
+    rest, log_norm)``, for :class:`_ProbabilityCrossEntropy`.
+
+    With :math:`k = \arg\max_c x_c` (``top_index``; ``top`` is :math:`x_k`),
+    :math:`p = \operatorname{softmax}(x)`, ``rest`` :math:`R_k = \sum_{c \ne k} p_c`
+    (summed over the other classes, never formed as :math:`1 - p_k`) and ``log_norm``
+
+    .. math::
+
+        -\log p_k = \log \sum_c e^{x_c - x_k} = \log(1 + R_k / p_k),
+
+    by ``log1p``: the log-sum-exp shifted by the largest logit with the 1 it
+    contains taken out, so that it keeps its relative accuracy as :math:`R_k \to 0`
+    (``logsumexp`` rounds :math:`\log(1 + R_k / p_k)` to a multiple of the largest
+    logit's ulp).  :math:`p_k \ge 1 / C`, so the quotient is never large.  Every
+    piece keeps the class dimension (size 1 where reduced).  ``in_place=False``
+    leaves ``p`` untouched (for a backward that is differentiated again).
+    """
+    p = torch.softmax(x, dim)
+    top, top_index = x.max(dim, keepdim=True)
+    p_top = p.gather(dim, top_index)
+    if in_place:
+        # p_k zeroed in place for the sum, then put back: p is ours, and a copy of a
+        # (N, C) tensor costs as much as the sum.
+        rest = p.scatter_(dim, top_index, torch.zeros_like(p_top)).sum(dim, keepdim=True)
+        p.scatter_(dim, top_index, p_top)
+    else:
+        rest = p.scatter(dim, top_index, 0.0).sum(dim, keepdim=True)
+    log_norm = torch.log1p(rest / p_top)
+    return p, top, top_index, rest, log_norm
+
+
+def _softmax_and_rest(
+    x: torch.Tensor, target: torch.Tensor, dim: int, in_place: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``(p, p_y, rest)``: :math:`p = \operatorname{softmax}(x)`, its entry at the class
+    index ``target`` (class dimension kept) and :math:`R_y = \sum_{c \ne y} p_c`, summed
+    over the other classes (never formed as :math:`1 - p_y`).  ``in_place=False``
+    leaves ``p`` untouched, for a backward that autograd records."""
+    p = torch.softmax(x, dim)
+    p_y = p.gather(dim, target)
+    if not in_place:
+        return p, p_y, p.scatter(dim, target, 0.0).sum(dim, keepdim=True)
+    # p_y zeroed in place for the sum, then put back: p is ours, and a copy of a (N, C)
+    # tensor costs as much as the sum.  (A tensor of zeros: scatter_ with a number is
+    # twice as slow on a CPU.)
+    rest = p.scatter_(dim, target, torch.zeros_like(p_y)).sum(dim, keepdim=True)
+    p.scatter_(dim, target, p_y)
+    return p, p_y, rest
+
+
+# The smallest normal number of each dtype.
+_TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
+
+
+def _may_underflow(p_y: torch.Tensor) -> bool:
+    """Whether some target probability may be below the smallest normal number (where
+    ``log1p(R_y / p_y)`` loses its digits): read back on a CPU, where that costs
+    nothing; assumed elsewhere (a GPU would wait for it), under ``torch.compile`` and
+    on meta tensors."""
+    if p_y.device.type != "cpu" or p_y.numel() == 0 or torch.compiler.is_compiling():
+        return p_y.numel() > 0
+    return p_y.amin().item() < _TINY[p_y.dtype]
+
+
+class _IndexCrossEntropy(torch.autograd.Function):
+    r"""Cross entropy of class indices with class weights, label smoothing and the
+    reduction, accurate at confident logits, with a hand-written gradient.
+
+    From one softmax :math:`p` and :math:`R_y = \sum_{c \ne y} p_c` (summed over the
+    other classes, never formed as :math:`1 - p_y`):
+
+    .. math::
+
+        -\log p_y = \log \frac{p_y + R_y}{p_y} = \operatorname{log1p}(R_y / p_y).
+
+    At a confident right prediction (:math:`p_y \to 1`) the exact value
+    :math:`\approx \sum_{c \ne y} e^{x_c - x_y}` is far below one ulp of the logits:
+    ``log1p`` of an accurate quotient keeps it to a few ulps, where
+    ``logsumexp(x) - x_y`` (``F.cross_entropy``) rounds it to 0 or to one ulp of
+    :math:`x_y`.  Elsewhere (:math:`p_y \le 1/2`, :math:`-\log p_y \ge \log 2`) it is
+    as accurate, since :math:`p_y + R_y = 1` to a few ulps, except where :math:`p_y`
+    is below the smallest normal number and has lost its digits.  There (and, with
+    label smoothing, wherever :math:`p_y < 1/2`, as the pieces are computed anyway)
+    the value is taken as :math:`(m - x_y) + L` with :math:`m = \max_c x_c` and
+    :math:`L = -\log \max_c p_c`: two non-negative terms whose sum is at least
+    :math:`\log 2`, so that the absolute accuracy of :math:`L` (a few ulps of 1)
+    suffices.  With label smoothing,
+    :math:`\sum_c w_c (-\log p_c) = \sum_c w_c (m - x_c) + W L` (:math:`W = \sum_c
+    w_c`; :math:`L = -\log p_y` where :math:`p_y \ge 1/2`), again non-negative terms.
+    The loss of a sample and its gradient per unit upstream gradient:
+
+    .. math::
+
+        \ell = (1 - \varepsilon)\, w_y (-\log p_y)
+             + \frac{\varepsilon}{C} \sum_c w_c (-\log p_c), \qquad
+        \frac{\partial \ell}{\partial x_c} = (1 - \varepsilon)\, w_y (p_c - [c = y])
+            + \frac{\varepsilon}{C} (W p_c - w_c),
+
+    with :math:`1 - p_y` taken as :math:`R_y` (by subtraction it rounds to 0 at
+    confident logits).  A target that is not ``kept`` (``ignore_index``) gives 0 and
+    passes no gradient, whatever its logits and its upstream gradient (as ATen's
+    kernel: masked, not multiplied by 0).  ``"mean"`` divides by
+    :math:`\sum_i w_{y_i}` over the kept targets (0, with a zero gradient, where that
+    is 0).  The forward is ATen's softmax kernel and one sum (two ``amax`` more with
+    smoothing or an underflow, and a pass over :math:`m - x` with smoothing), and
+    saves :math:`p` (as ATen saves its log-softmax); the backward is one
+    multiplication and a scatter (and a subtraction with smoothing), where ATen's
+    recomputes the exponentials.  The reduction is done here, so that the backward
+    starts from a scalar.  Differentiable twice: under ``create_graph`` the backward
+    recomputes :math:`p` from the saved logits with autograd watching.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x, target, kept, weight, epsilon, dim, reduction):
+        p, p_y, rest = _softmax_and_rest(x, target, dim)
+        nll = torch.log1p(rest / p_y)  # -log p_y, see the docstring
+        if epsilon or _may_underflow(p_y):
+            top = x.amax(dim, keepdim=True)
+            # log p_k = -log sum_c e^{x_c - m}, to a few ulps of 1.
+            log_top = p.amax(dim, keepdim=True).log_()
+            lse_nll = (top - x.gather(dim, target)).sub_(log_top)
+            confident = p_y >= (0.5 if epsilon else _TINY[p.dtype])
+            nll = torch.where(confident, nll, lse_nll)
+        w_y = None if weight is None else weight[target]
+        loss = nll if w_y is None else w_y * nll
+        if epsilon:
+            num_classes = x.shape[dim]
+            # L = -log p_k: to a few ulps of itself where y is the largest logit.
+            log_norm = torch.where(confident, nll, log_top.neg_())
+            # sum_c w_c (-log p_c) = sum_c w_c (m - x_c) + W L: non-negative terms.
+            gaps = top - x
+            if weight is None:
+                spread = gaps.sum(dim, keepdim=True).add_(log_norm, alpha=num_classes)
+            else:
+                spread = (gaps * _along(weight, x, dim)).sum(dim, keepdim=True)
+                spread.addcmul_(log_norm, weight.sum())
+            del gaps
+            # (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c).
+            loss = spread.mul_(epsilon / num_classes).add_(loss, alpha=1 - epsilon)
+        # Ignored targets give 0, whatever their logits (as ATen's kernel).
+        loss = torch.where(kept, loss, 0.0)
+        denominator = None
+        if reduction == "none":
+            loss = loss.squeeze(dim)
+        elif reduction == "sum":
+            loss = loss.sum()
+        elif weight is None:
+            # A count: when it is 0 the sum is 0 too, and 0 / 1 is the convention.
+            denominator = kept.sum().clamp_min_(1)
+            loss = loss.sum().div_(denominator)
+        else:
+            # 0 (with a zero gradient) when the kept targets weigh nothing: 0 / inf.
+            denominator = torch.where(kept, w_y, 0.0).sum()
+            denominator = torch.where(denominator != 0, denominator, torch.inf)
+            loss = loss.sum().div_(denominator)
+        ctx.save_for_backward(x, p, p_y, rest, target, kept, weight, denominator)
+        ctx.epsilon, ctx.dim, ctx.reduction = epsilon, dim, reduction
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        x, p, p_y, rest, target, kept, weight, denominator = ctx.saved_tensors
+        epsilon, dim = ctx.epsilon, ctx.dim
+        recording = torch.is_grad_enabled()
+        if recording:
+            # create_graph: the gradient as a function of x that autograd can follow.
+            p, p_y, rest = _softmax_and_rest(x, target, dim, in_place=False)
+        if ctx.reduction == "none":
+            grad = grad.unsqueeze(dim)
+        elif denominator is not None:
+            grad = grad / denominator
+        # Ignored targets pass no gradient, whatever comes from upstream (as ATen's
+        # kernel: a NaN or infinite upstream gradient there is not multiplied by 0).
+        scale = torch.where(kept, grad, 0.0)
+        if weight is None:
+            # w = 1: (1 - eps)(p_c - [c = y]) + (eps / C)(C p_c - 1) = p_c - eps / C
+            # - (1 - eps)[c = y], with 1 - p_y = R_y.
+            grad_x = p * scale
+            if not epsilon:
+                return _put(grad_x, dim, target, -(scale * rest)), *_NONE6
+            shift = epsilon / x.shape[dim]
+            # - eps / C: in place unless autograd records the backward (one pass, and
+            # no second (N, C) allocation).
+            shift_scale = scale * shift
+            grad_x = grad_x - shift_scale if recording else grad_x.sub_(shift_scale)
+            y_value = torch.add(p_y * epsilon, rest, alpha=epsilon - 1).sub_(shift)
+            return _put(grad_x, dim, target, y_value * scale), *_NONE6
+        # (1 - eps) w_y (p_c - [c = y]) + (eps / C)(W p_c - w_c).
+        w_y = weight[target]
+        nll_scale = w_y * (scale * (1 - epsilon))
+        spread_scale = scale * (epsilon / x.shape[dim])
+        total_weight = weight.sum()
+        grad_x = p * (nll_scale + spread_scale * total_weight)
+        w_c = _along(weight, x, dim)
+        if recording:
+            grad_x = grad_x - spread_scale * w_c
+        else:
+            grad_x.addcmul_(spread_scale, w_c, value=-1)
+        y_value = spread_scale * (total_weight * p_y - w_y) - nll_scale * rest
+        return _put(grad_x, dim, target, y_value), *_NONE6
+
+
+_NONE6 = (None,) * 6
+
+
+def _along(weight: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Class weights ``(C,)`` as a view along the class dimension ``dim`` of ``x``."""
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return weight.view(shape)
+
+
+def _put(grad_x: torch.Tensor, dim: int, index: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``grad_x`` with ``value`` at ``index`` along ``dim``: in place, unless autograd is
+    recording (a backward that is differentiated again)."""
+    if torch.is_grad_enabled():
+        return grad_x.scatter(dim, index, value)
+    return grad_x.scatter_(dim, index, value)
+
+
+def transforms_active() -> bool:
+    """Whether ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``, ...) or forward-mode
+    AD are running: the autograd Functions of this module (hand-written ``backward``, no
+    ``setup_context``/``vmap``/``jvp``) do not support them, so a dispatch point that
+    checks this takes its composition of elementary ops instead."""
+    from torch.autograd import forward_ad
+
+    return bool(torch._C._are_functorch_transforms_active()) or forward_ad._current_level >= 0
+
+
 def index_cross_entropy(
     x: torch.Tensor,
     target: torch.Tensor,
@@ -444,21 +680,87 @@ def index_cross_entropy(
     epsilon: float,
     reduction: str,
 ) -> torch.Tensor:
-    """``cross_entropy`` of checked float32/float64 logits and ``long`` class indices,
-    by ATen's kernel (the one ``F.cross_entropy`` calls); the mean is ours (0, not
-    0/0, when nothing is kept).  The dispatch point of class-index targets: taken on
-    every call."""
-    if reduction != "mean":
-        code = _REDUCTION_CODE[reduction]
-        return torch._C._nn.cross_entropy_loss(x, target, w, code, ignore_index, epsilon)
-    total = torch._C._nn.cross_entropy_loss(x, target, w, 2, ignore_index, epsilon)
+    """``cross_entropy`` of checked float32/float64 logits and ``long`` class indices
+    by :class:`_IndexCrossEntropy`; the mean divides by the kept targets' weights (0,
+    not 0/0, when nothing is kept).  The dispatch point of class-index targets: taken
+    on every call."""
+    dim = 0 if x.dim() == 1 else 1
+    if x.shape[dim] == 0:  # no class: ATen's kernel says what is wrong
+        return torch._C._nn.cross_entropy_loss(
+            x, target, w, _REDUCTION_CODE[reduction], ignore_index, epsilon
+        )
+    if w is not None and w.requires_grad and torch.is_grad_enabled():
+        raise ValueError(
+            "weight must not require a gradient with class-index targets (the loss is "
+            "not differentiable in it, as in F.cross_entropy), got a weight with "
+            "requires_grad=True; pass weight.detach()"
+        )
     kept = target != ignore_index
-    if w is None:
-        # A count: when it is 0 the sum is 0 too, and 0 / 1 is the convention.
-        return total / kept.sum().clamp_min(1)
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
-    target_weight = w[torch.where(kept, target, torch.zeros_like(target))] * kept
-    return weighted_mean(total, target_weight)
+    safe_target = torch.where(kept, target, 0).unsqueeze(dim)
+    return _IndexCrossEntropy.apply(x, safe_target, kept.unsqueeze(dim), w, epsilon, dim, reduction)
+
+
+class _ProbabilityCrossEntropy(torch.autograd.Function):
+    r"""Per-sample :math:`\sum_c q_c (-\log p_c)` (class dimension kept, size 1) for
+    non-negative :math:`q` (class weights times the smoothed target probabilities),
+    accurate at confident logits, with a hand-written gradient.
+
+    With the pieces of :func:`_softmax_and_top` (:math:`k` the largest logit,
+    :math:`L = -\log p_k = \operatorname{log1p}(R_k / p_k)`), every
+    :math:`-\log p_c = (x_k - x_c) + L` is a sum of two non-negative terms, so
+
+    .. math::
+
+        \ell = \sum_c q_c (x_k - x_c) + Q L, \qquad Q = \sum_c q_c,
+
+    keeps its relative accuracy down to the smallest values (a target concentrated on
+    a confident class), where ``F.cross_entropy``'s log-softmax rounds :math:`L` to 0.
+    The gradient
+
+    .. math::
+
+        \frac{\partial \ell}{\partial x_c} = Q p_c - q_c, \qquad
+        \frac{\partial \ell}{\partial x_k} = p_k \sum_{c \ne k} q_c - q_k R_k,
+        \qquad \frac{\partial \ell}{\partial q_c} = -\log p_c
+
+    (at :math:`k` the same with :math:`1 - p_k = R_k` and the sum over the other
+    classes taken directly, so that a target concentrated on a confident class keeps
+    the digits of its small gradient).  The gradient in :math:`q` reaches the target
+    and the class weights through autograd on :math:`q`'s few elementwise operations.
+    Differentiable twice: under ``create_graph`` the backward recomputes the softmax
+    from the saved logits with autograd watching.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, q: torch.Tensor, dim: int) -> torch.Tensor:
+        p, top, top_index, rest, log_norm = _softmax_and_top(x, dim)
+        total = q.sum(dim, keepdim=True)
+        gaps = top - x
+        loss = torch.linalg.vecdot(gaps, q, dim=dim).unsqueeze(dim).addcmul_(total, log_norm)
+        ctx.save_for_backward(x, q, p, rest, top_index, log_norm)
+        ctx.dim = dim
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        x, q, p, rest, top_index, log_norm = ctx.saved_tensors
+        dim = ctx.dim
+        recording = torch.is_grad_enabled()
+        if recording:
+            p, _, top_index, rest, log_norm = _softmax_and_top(x, dim, in_place=False)
+        q_top = q.gather(dim, top_index)
+        q_others = q.scatter(dim, top_index, torch.zeros_like(q_top)).sum(dim, keepdim=True)
+        # (Q p - q) g, and at k (p_k sum_{c != k} q_c - q_k R_k) g.
+        grad_x = torch.addcmul(q, p, q_others + q_top, value=-1)
+        grad_x = grad_x * -grad if recording else grad_x.mul_(-grad)
+        k_value = (p.gather(dim, top_index) * q_others - q_top * rest) * grad
+        grad_x = _put(grad_x, dim, top_index, k_value)
+        grad_q = None
+        if ctx.needs_input_grad[1]:
+            neg_log_p = (x.gather(dim, top_index) - x) + log_norm
+            grad_q = neg_log_p * grad
+        return grad_x, grad_q, None
 
 
 def probability_cross_entropy(
@@ -469,10 +771,70 @@ def probability_cross_entropy(
     epsilon: float,
     reduction: str,
 ) -> torch.Tensor:
-    """``cross_entropy`` of checked logits and class probabilities of their shape, by
-    ATen's kernel: the dispatch point of probability targets, taken on every call."""
-    code = _REDUCTION_CODE[reduction]
-    return torch._C._nn.cross_entropy_loss(x, soft, w, code, ignore_index, epsilon)
+    r"""``cross_entropy`` of checked logits and class probabilities of their shape:
+    :math:`-\sum_c w_c \tilde t_c \log p_c` by :class:`_ProbabilityCrossEntropy`, with
+    :math:`q = w\, \tilde t` formed here by autograd (so that the target and the
+    weights get their gradients too).  The dispatch point of probability targets,
+    taken on every call; ``ignore_index`` (negative) plays no part."""
+    dim = 0 if x.dim() == 1 else 1
+    if x.shape[dim] == 0:  # no class: ATen's kernel says what is wrong
+        code = _REDUCTION_CODE[reduction]
+        return torch._C._nn.cross_entropy_loss(x, soft, w, code, ignore_index, epsilon)
+    q = soft
+    if epsilon:
+        q = q * (1 - epsilon) + epsilon / x.shape[dim]
+    if w is not None:
+        q = q * _along(w, x, dim)
+    loss = _ProbabilityCrossEntropy.apply(x, q, dim).squeeze(dim)
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------- pairwise distances
+
+
+class _PairSquaredDistances(torch.autograd.Function):
+    r""":math:`\lVert x_i - x_j \rVert^2` for the index pairs ``(first, second)``, in
+    chunks of ``chunk`` pairs, forward and backward: the gradient
+    :math:`2 g\, (x_i - x_j)` to row :math:`i` and its negative to row :math:`j` is
+    formed chunk by chunk from the saved indices, so that neither pass holds more than
+    one chunk of differences (autograd on the composition would keep every chunk's
+    differences for the backward).  Differentiable twice: under ``create_graph`` the
+    backward is built of out-of-place operations that autograd records.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x, first, second, chunk):
+        parts = []
+        for start in range(0, first.numel(), chunk):
+            diff = x[first[start : start + chunk]] - x[second[start : start + chunk]]
+            parts.append(diff.mul_(diff).sum(dim=1))
+        ctx.save_for_backward(x, first, second)
+        ctx.chunk = chunk
+        return torch.cat(parts) if parts else x.new_zeros(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        x, first, second = ctx.saved_tensors
+        chunk = ctx.chunk
+        recording = torch.is_grad_enabled()
+        grad_x = torch.zeros_like(x)
+        for start in range(0, first.numel(), chunk):
+            rows, others = first[start : start + chunk], second[start : start + chunk]
+            step = (x[rows] - x[others]) * (2 * grad[start : start + chunk]).unsqueeze(1)
+            if recording:
+                grad_x = grad_x.index_add(0, rows, step).index_add(0, others, -step)
+            else:
+                grad_x.index_add_(0, rows, step).index_add_(0, others, step, alpha=-1)
+        return grad_x, None, None, None
+
+
+def pair_squared_distances(
+    x: torch.Tensor, first: torch.Tensor, second: torch.Tensor, chunk: int
+) -> torch.Tensor:
+    """Squared distances of the row pairs ``(first[k], second[k])`` of ``x`` ``(B, D)``,
+    ``chunk`` pairs at a time: the dispatch point of ``pairwise_distances``'s
+    recomputation of near pairs, taken whenever there is one."""
+    return _PairSquaredDistances.apply(x, first, second, chunk)
 
 
 # ---------------------------------------------------------------- total variation

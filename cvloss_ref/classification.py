@@ -4,16 +4,20 @@ Every function follows ``torch.nn.functional``: ``loss(input, target, ...,
 reduction="mean")``.  Where PyTorch has the same loss (``F.cross_entropy``,
 ``F.binary_cross_entropy``, ``F.binary_cross_entropy_with_logits``,
 ``F.multi_margin_loss``, ``F.hinge_embedding_loss``), the function here equals it
-in value and in gradient, with two deliberate differences that the docstrings
-repeat: a ``"mean"`` over nothing (an empty batch, every target ignored) is 0 with
-a zero gradient instead of NaN, and half-precision inputs are computed in float32
-and returned in their own dtype.
+in value and in gradient (to rounding, and more accurately at confident predictions:
+see below), with two deliberate differences that the docstrings repeat: a
+``"mean"`` over nothing (an empty batch, every target ignored) is 0 with a zero
+gradient instead of NaN, and half-precision inputs are computed in float32 and
+returned in their own dtype.
 
-The numerically delicate parts are written in log space: ``log_softmax`` and
-``logsumexp`` for the softmax losses, ``logsigmoid`` for the sigmoid losses, and
-the focal modulating factor :math:`(1 - p_t)^\gamma` as
-:math:`\exp(\gamma \log(1 - p_t))`, so that losses *and* gradients stay finite for
-logits of :math:`\pm 10^4` in float32 and every :math:`\gamma \ge 0`.
+The numerically delicate parts are written in log space: the log-sum-exp for the
+softmax losses, ``logsigmoid`` for the sigmoid losses, and the focal modulating
+factor :math:`(1 - p_t)^\gamma` as :math:`\exp(\gamma \log(1 - p_t))`, so that
+losses *and* gradients stay finite for logits of :math:`\pm 10^4` in float32 and
+every :math:`\gamma \ge 0`; and the small values of confident predictions are
+formed without cancellation (``log1p`` of a sum over the other classes, never
+``1 - p``), so that they keep their relative accuracy where ``F.cross_entropy``
+and ``F.binary_cross_entropy_with_logits`` round them to 0.
 """
 
 from __future__ import annotations
@@ -179,18 +183,52 @@ def cross_entropy(
     with class indices the smoothing term is divided by the same
     :math:`\sum w_{y_i}` as the NLL term, while with probabilities ``"mean"``
     divides by the number of samples, whatever the weights.  Values and gradients
-    with respect to ``logits`` equal ``F.cross_entropy``'s on every input it accepts,
-    except that a ``"mean"`` over nothing (an empty batch, or every target equal to
-    ``ignore_index``) is 0 with a zero gradient here and NaN in PyTorch.  They are
-    computed by ATen's fused kernel (the one ``F.cross_entropy`` calls, about 1.5x
-    faster than a composition of ``log_softmax``, ``gather`` and masks on small
-    batches); the checks, the upcast of half precision, integer index dtypes other
-    than ``long`` and the mean are this function's own.  The formula written out
-    term by term is ``_cross_entropy_composed`` in this module, which the tests
-    compare with the kernel; the derivation is in the course's chapter on softmax
-    cross entropy.  Like ``F.cross_entropy``, the value of a confident right
-    prediction (:math:`-\log p_y \approx \sum_{c \ne y} e^{x_c - x_y}`) keeps only
-    an absolute accuracy of about one unit in the last place of the largest logit.
+    with respect to ``logits`` equal ``F.cross_entropy``'s to within rounding on
+    every input it accepts, except that a ``"mean"`` over nothing (an empty batch,
+    or every target equal to ``ignore_index``) is 0 with a zero gradient here and
+    NaN in PyTorch.
+
+    **Accuracy at confident logits.**  ``F.cross_entropy`` computes
+    :math:`-\log p_y = \operatorname{logsumexp}(x) - x_y`; for a confident right
+    prediction the exact value is :math:`\log(1 + \sum_{c \ne y} e^{x_c - x_y})
+    \approx \sum_{c \ne y} e^{x_c - x_y}`, small next to one ulp of the logits: the
+    difference loses its digits as the gap between the logits grows, and rounds to 0
+    or to one ulp of :math:`x_y` beyond a gap of about 15 in float32 and 35 in
+    float64, and so does its gradient :math:`p_y - 1`.  Here the same function is
+    written without cancellation.  With :math:`R_y = \sum_{c \ne y} p_c`, summed over
+    the other classes,
+
+    .. math::
+
+        -\log p_y = \operatorname{log1p}(R_y / p_y), \qquad
+        -\log p_c = (x_k - x_c) - \log p_k, \quad
+        -\log p_k = \operatorname{log1p}\Bigl(\sum_{c \ne k} p_c / p_k\Bigr)
+
+    (:math:`k` the largest logit): the first keeps the digits of a small quotient as
+    :math:`p_y \to 1` and is as accurate elsewhere (:math:`-\log p_y \ge \log 2`
+    there); the second, two non-negative terms, serves where :math:`p_y` underflows
+    (a logit far below the largest), in the smoothing sum and for probability
+    targets.  The gradient takes :math:`1 - p_y` as :math:`R_y` (by subtraction it
+    rounds to 0).  Values and gradients keep a relative accuracy of a few ulps
+    wherever the exact value is a normal number (``tests/test_accuracy.py`` checks
+    every path against 360-digit arithmetic: class weights, ignored targets,
+    smoothing, spatial and unbatched inputs, probability targets, the reductions),
+    and differ from ``F.cross_entropy`` by about its own rounding, a few ulps of the
+    largest logit.  With label smoothing the gradient's two parts can cancel where
+    they balance, and it is accurate relative to their size; the smoothing sum takes
+    :math:`-\log p_k` as :math:`-\log \max_c p_c` (a few ulps of 1) where :math:`y`
+    is not the largest logit, which keeps the sum accurate unless the class weights
+    vanish on every class but the largest.  The value and its gradient are computed
+    from one softmax with a hand-written backward (``cvloss_ref/_fused.py``),
+    differentiable twice like ATen's kernel.  Speed on a CPU: with class indices
+    about that of ``F.cross_entropy`` on large batches (a (4096, 1000) batch), slower
+    on small ones, where the fixed cost of the Python autograd function (some 60 µs)
+    shows; with probability targets about half, since they need the index of the
+    largest logit, which ATen's CPU ``max`` finds without vectorisation.  The formula
+    written out term by term is ``_cross_entropy_composed`` in this module, which
+    the tests compare with it.  As in PyTorch, ``weight`` cannot require a gradient
+    with class-index targets.  The derivation is in the course's chapter on softmax
+    cross entropy.
 
     Args:
         logits: unnormalised scores, ``(N, C)``, ``(N, C, d1, d2, ...)`` (e.g. a
@@ -244,6 +282,7 @@ def cross_entropy(
         and 0 <= label_smoothing <= 1
         and reduction in _REDUCTION_CODE
         and not _wants_values(validate)
+        and not _fused.transforms_active()
     ):
         # The common call, (N, C) logits and (N,) class indices, checked in a few
         # microseconds: the full checks below cost about as much as the loss of a
@@ -289,14 +328,17 @@ def cross_entropy(
     else:
         _check_class_indices(target, num_classes, "target", ignore_index, validate)
 
-    # The formula above is _cross_entropy_composed (below).  Every call runs ATen's
-    # cross_entropy_loss instead (cvloss_ref/_fused.py), the same formula with its
-    # forward and backward fused (about 1.5x faster on small batches); what is ours is
-    # the checks, the half-precision upcast, any integer index dtype, and the mean over
-    # nothing, taken as the sum divided by the kept weight, so that it is 0 with a zero
-    # gradient when nothing is kept (ATen divides 0 by 0).
+    # The formula above is _cross_entropy_composed (below).  Every call runs it in
+    # cvloss_ref/_fused.py instead, from one softmax with a hand-written gradient:
+    # index_cross_entropy for class indices, probability_cross_entropy for
+    # probabilities.  What this function adds is the checks, the half-precision upcast,
+    # any integer index dtype, and the mean over nothing, 0 with a zero gradient.
     x = _upcast(logits)
     w = None if weight is None else weight.to(x.dtype)
+    if _fused.transforms_active():  # torch.func (vmap, grad, jvp): the composition
+        target = target.to(x.dtype) if probability_target else target.long()
+        loss = _cross_entropy_composed(x, target, w, ignore_index, epsilon, reduction)
+        return loss.to(logits.dtype)
     if probability_target:
         # The mean divides by the number of samples, a shape: only an empty batch needs
         # our convention (reduced here from "none").
@@ -318,31 +360,48 @@ def _cross_entropy_composed(
     epsilon: float,
     reduction: str,
 ) -> torch.Tensor:
-    """The formula of :func:`cross_entropy`'s docstring, term by term (log-softmax,
-    gather, the smoothing sum, the weighted mean), with autograd's gradient: the
-    reference that the ATen kernel of the fast path is tested against.  ``x`` are
-    checked float32/float64 logits, ``target`` ``long`` class indices or class
-    probabilities of the shape of ``x``."""
+    """The formula of :func:`cross_entropy`'s docstring, term by term (the accurate
+    negative log-softmax, gather, the smoothing sum, the weighted mean), with autograd's
+    gradient: the reference that the fast path (``_fused.index_cross_entropy``,
+    ``_fused.probability_cross_entropy``) is tested against.  ``x`` are checked
+    float32/float64 logits, ``target`` ``long`` class indices or class probabilities of
+    the shape of ``x``."""
     class_dim = _class_dim(x)
     num_classes = x.shape[class_dim]
-    log_p = torch.log_softmax(x, class_dim)
+    neg_log_p = _neg_log_softmax(x, class_dim)
     class_weight = torch.ones(num_classes, dtype=x.dtype, device=x.device) if w is None else w
     class_weight = class_weight.view(_class_shape(x, num_classes))
     if target.shape == x.shape:  # probabilities, smoothed towards the uniform distribution
         soft = (1 - epsilon) * target + epsilon / num_classes
-        return _reduce(-(class_weight * soft * log_p).sum(class_dim), reduction)
+        return _reduce((class_weight * soft * neg_log_p).sum(class_dim), reduction)
     kept = target != ignore_index
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
     safe_target = torch.where(kept, target, torch.zeros_like(target))
     target_weight = class_weight.flatten()[safe_target] * kept
-    nll = -log_p.gather(class_dim, safe_target.unsqueeze(class_dim)).squeeze(class_dim)
+    nll = neg_log_p.gather(class_dim, safe_target.unsqueeze(class_dim)).squeeze(class_dim)
     loss = target_weight * nll
     if epsilon:
-        uniform = -(class_weight * log_p).sum(class_dim)  # sum_c w_c (-log p_c)
+        uniform = (class_weight * neg_log_p).sum(class_dim)  # sum_c w_c (-log p_c)
         loss = (1 - epsilon) * loss + (epsilon / num_classes) * uniform * kept
     if reduction == "mean":
         return weighted_mean(loss, target_weight)
     return _reduce(loss, reduction)
+
+
+def _neg_log_softmax(x: torch.Tensor, class_dim: int) -> torch.Tensor:
+    r""":math:`-\log p_c = (x_k - x_c) + \log(1 + \sum_{c' \ne k} e^{x_{c'} - x_k})` with
+    :math:`k` the largest logit: ``-log_softmax`` without its cancellation at the
+    largest logit (both terms are non-negative, and ``log1p`` keeps the digits of a
+    small sum).  The index :math:`k` is a constant; :math:`x_k` is differentiated.
+    The first term is taken as exactly 0 at :math:`c = k` (``scatter``), so that no
+    gradient flows through :math:`x_k - x_k`: autograd would add its :math:`+1` and
+    :math:`-1` to the sum's :math:`-\sum_{c \ne k} p_c` at different places and round
+    the confident case's small gradient away."""
+    top_index = x.detach().argmax(class_dim, keepdim=True)
+    top = x.gather(class_dim, top_index)
+    gaps = (top - x).scatter(class_dim, top_index, 0.0)
+    others = torch.exp(x - top).scatter(class_dim, top_index, 0.0)
+    return gaps + torch.log1p(others.sum(class_dim, keepdim=True))
 
 
 def smooth_labels(

@@ -7,15 +7,19 @@ a *positive* of an anchor is another sample with the same label (never the ancho
 itself), a *negative* one with a different label.
 
 Distances are Euclidean and computed once per batch by :func:`pairwise_distances`,
-whose gradient is 0 (not NaN) at zero distance: the diagonal, duplicates and a
-collapsed model where every embedding is the same.  The batch losses
-(:func:`batch_all_triplet_loss`, :func:`circle_loss`) work on masks over the
-``(B, B)`` matrix; :func:`batch_hard_triplet_loss` mines its pairs on that matrix
-without autograd and then differentiates only the :math:`2B` distances it selected.
-None uses boolean indexing or ``nonzero``: no host synchronisation,
-``torch.compile``-friendly, and they run on ``meta`` tensors.  A batch without any
-valid triplet (one class, or every label distinct) gives a loss of 0 with a zero
-gradient, not NaN.
+from the Gram matrix with the near pairs computed again from their differences (so
+that small distances keep their digits), whose gradient is 0 (not NaN) at zero
+distance: the diagonal, duplicates and a collapsed model where every embedding is
+the same.  The batch losses (:func:`batch_all_triplet_loss`, :func:`circle_loss`)
+work on masks over the ``(B, B)`` matrix; :func:`batch_hard_triplet_loss` mines its
+pairs on that matrix without autograd and then differentiates only the :math:`2B`
+distances it selected.  The losses use no boolean indexing: ``torch.compile``-friendly,
+and they run on ``meta`` tensors.  Host synchronisation: none in
+:func:`batch_hard_triplet_loss`, :func:`circle_loss` and the pair losses;
+:func:`pairwise_distances`, and :func:`batch_all_triplet_loss` through it, read back
+which pairs are near (``nonzero``: one synchronisation on a GPU, a graph break under
+``torch.compile``).  A batch without any valid triplet (one class, or every label
+distinct) gives a loss of 0 with a zero gradient, not NaN.
 :func:`mine_triplets` returns indices, whose number depends on the data, so it
 does synchronise.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import _fused
 from ._numerics import masked_mean, safe_sqrt
 from ._numerics import upcast as _upcast
 from ._reduction import _check_reduction, _reduce
@@ -106,37 +111,50 @@ def pairwise_distances(
     translation), which keeps the cancellation error small for embeddings far from
     the origin.
 
+    **Accuracy.**  The Gram form cancels: :math:`D_{ij}^2` carries an absolute error
+    of a few units of :math:`\epsilon_{\text{mach}} (\lVert x_i \rVert^2 +
+    \lVert x_j \rVert^2)` (norms after centring), which is all of a small distance
+    (two embeddings :math:`10^{-4}` apart at norm 1 come out as 0 or :math:`3
+    \cdot 10^{-4}` in float32).  So the pairs with
+    :math:`D_{ij}^2 < (\lVert x_i \rVert^2 + \lVert x_j \rVert^2) / T`, :math:`T = 8`
+    (:data:`GRAM_RECOMPUTE_RATIO`), are computed again from their differences,
+    :math:`\sum_d (x_{id} - x_{jd})^2`, accurate to a few ulps however close they
+    are; every entry kept from the Gram form has a relative error of at most about
+    :math:`T` times its few :math:`\epsilon_{\text{mach}}` (half that in
+    :math:`D`).  :math:`T = 8` recomputes the pairs at a cosine similarity above
+    :math:`7/8` (after centring): in a batch of clusters, the positives, a small part
+    of the :math:`B^2` pairs.  The recomputation takes the near pairs' indices
+    (``nonzero``, one host synchronisation on a GPU) and runs in chunks of
+    :data:`PAIR_CHUNK_ELEMENTS` differences, with a hand-written backward that
+    recomputes them chunk by chunk too (``cvloss_ref/_fused.py``), so that neither
+    pass holds more than one chunk however many pairs are near.
+
     The derivative of :math:`\sqrt{z}` is infinite at :math:`z = 0`, so a plain
     ``torch.sqrt`` gives NaN gradients on the diagonal and for identical
     embeddings (PyTorch issues 37154 and 57690), which poison every loss built on
-    the matrix.  Here the square root is guarded with a double ``where``: where
-    :math:`D_{ij}^2 \le \varepsilon` the distance is 0 and its gradient is 0 (a
-    subgradient of the norm).
-
-    Accuracy: the Gram form cancels.  :math:`D_{ij}^2` carries an absolute error of a
-    few units of :math:`\epsilon_{\text{mach}} (\lVert x_i \rVert^2 +
-    \lVert x_j \rVert^2)` (norms after centring), so :math:`D_{ij}` has a relative
-    error of about :math:`\epsilon_{\text{mach}} (\lVert x_i \rVert^2 +
-    \lVert x_j \rVert^2) / D_{ij}^2`: distances below about
-    :math:`\sqrt{\epsilon_{\text{mach}}}` times the norms (:math:`3 \cdot 10^{-4}` in
-    float32, :math:`1.5 \cdot 10^{-8}` in float64) are lost and may round to 0, and
-    with the default ``eps`` distances below :math:`10^{-6}` are 0 by definition.
-    Where near-coincident embeddings matter, ``torch.cdist(x, x,
-    compute_mode="donot_use_mm_for_euclid_dist")`` forms every difference
-    (accurate to a few ulps, at :math:`O(B^2 D)` memory).
+    the matrix.  Here the square root is guarded with a double ``where``
+    (``_numerics.safe_sqrt``): where :math:`D_{ij}^2 = 0` the distance is 0 and its
+    gradient is 0 (a subgradient of the norm); every other distance, however small,
+    keeps its exact value and its exact gradient
+    :math:`(x_i - x_j) / D_{ij}`, of norm 1.
 
     Args:
         embeddings: ``(B, D)``, floating point.
         squared: return :math:`D^2` (smooth everywhere, no square root needed).
-        eps: squared distances at or below ``eps`` count as 0 (distance and gradient
-            0); it only affects ``squared=False``.  ``eps=0`` guards exactly 0 only.
+        eps: accepted for compatibility, ``>= 0``; it no longer changes the result.
+            It used to count squared distances at or below it as 0, to keep the
+            gradient of the Gram form's noisy small distances finite; small
+            distances are now exact, and only an exactly zero one needs (and gets)
+            the guarded square root.
 
     Returns:
         ``(B, B)`` symmetric, non-negative, with a zero diagonal, in the dtype of
         ``embeddings``.
 
-    Peers: ``torch.cdist`` (the same values); Schroff et al., "FaceNet", CVPR 2015
-    and Hermans et al. 2017 compute their triplet losses from this matrix.
+    Peers: ``torch.cdist`` (the same values; ``compute_mode=
+    "donot_use_mm_for_euclid_dist"`` for the accuracy of every difference, at
+    :math:`O(B^2 D)` work); Schroff et al., "FaceNet", CVPR 2015 and Hermans et al.
+    2017 compute their triplet losses from this matrix.
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [3.0, 4.0]], requires_grad=True)
@@ -150,21 +168,64 @@ def pairwise_distances(
         tensor([[-2.4000, -3.2000],
                 [ 1.2000,  1.6000],
                 [ 1.2000,  1.6000]])
+        >>> near = torch.tensor([[1.0, 1.0], [1.0, 1.0 + 2**-20], [9.0, 9.0]])
+        >>> pairwise_distances(near)[0, 1].item() == 2**-20  # the Gram form alone: 0
+        True
     """
     _check_embeddings(embeddings)
-    eps = _check_number(eps, "eps", minimum=0.0)
-    x = _upcast(embeddings)
+    _check_number(eps, "eps", minimum=0.0)
+    rows = _upcast(embeddings)
     # Centring: the distances are translation invariant, so their gradient through
     # the mean is exactly 0; detaching it only saves that computation.
-    x = x - x.mean(dim=0, keepdim=True).detach()
+    x = rows - rows.mean(dim=0, keepdim=True).detach()
     gram = x @ x.T
     sq_norms = gram.diagonal()
-    squared_dist = (sq_norms.unsqueeze(1) + sq_norms.unsqueeze(0) - 2 * gram).clamp_min(0)
+    norm_sums = sq_norms.unsqueeze(1) + sq_norms.unsqueeze(0)
+    squared_dist = (norm_sums - 2 * gram).clamp_min(0)
     eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
     squared_dist = torch.where(eye, torch.zeros_like(squared_dist), squared_dist)
+    # The near pairs from the rows as given: the difference of two close numbers is
+    # exact (Sterbenz), that of two centred ones carries the centring's rounding.
+    squared_dist = _recompute_near_pairs(rows, squared_dist, norm_sums)
     if squared:
         return squared_dist.to(embeddings.dtype)
-    return safe_sqrt(squared_dist, eps).to(embeddings.dtype)
+    return safe_sqrt(squared_dist).to(embeddings.dtype)
+
+
+#: The Gram form's squared distances below ``1 / GRAM_RECOMPUTE_RATIO`` of the sum of
+#: the two squared norms are computed again from the differences (see
+#: :func:`pairwise_distances`).
+GRAM_RECOMPUTE_RATIO = 8.0
+#: Differences (pairs times dimensions) formed at once by the recomputation.
+PAIR_CHUNK_ELEMENTS = 1 << 20
+
+
+def _recompute_near_pairs(
+    x: torch.Tensor, squared_dist: torch.Tensor, norm_sums: torch.Tensor
+) -> torch.Tensor:
+    """``squared_dist`` with its near pairs (above the diagonal and mirrored) replaced by
+    the squared norms of the differences of the rows ``x``, differentiable.  Meta tensors have no
+    values to select by: returned as they are."""
+    if x.device.type == "meta" or x.shape[0] < 2:
+        return squared_dist
+    with torch.no_grad():  # the selection of pairs, not part of the function
+        near = squared_dist * GRAM_RECOMPUTE_RATIO < norm_sums
+        first, second = torch.triu(near, diagonal=1).nonzero(as_tuple=True)
+    if first.numel() == 0:
+        return squared_dist
+    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(x.shape[1], 1))
+    exact = _fused.pair_squared_distances(x, first, second, chunk)
+    return squared_dist.index_put((first, second), exact).index_put((second, first), exact)
+
+
+def _pair_squared_distances_composed(
+    x: torch.Tensor, first: torch.Tensor, second: torch.Tensor
+) -> torch.Tensor:
+    """``|x[first] - x[second]|^2`` for every pair at once, with autograd's gradient:
+    the reference that ``_fused.pair_squared_distances`` (the same in chunks) is
+    tested against."""
+    diff = x[first] - x[second]
+    return (diff * diff).sum(dim=1)
 
 
 # --------------------------------------------------------------------------- pair, triplet losses
@@ -371,7 +432,7 @@ def mine_triplets(
     :math:`O(B^2)` plus the output, which itself can hold up to :math:`O(B^3)`
     triplets.  Selection is not differentiable: the distances are computed without
     gradient.  The number of triplets depends on the data, so this function
-    synchronises with the GPU (unlike the losses).
+    synchronises with the GPU (as :func:`pairwise_distances` does, but not most losses).
 
     Args:
         embeddings: ``(B, D)``, floating point.
@@ -551,9 +612,9 @@ def batch_hard_triplet_loss(
     and negative (the square root is monotone, so it is not needed).  Recomputing,
     with autograd: only the :math:`2B` selected distances
     :math:`\lVert x_a - x_p \rVert` and :math:`\lVert x_a - x_n \rVert`, from the
-    differences of the rows (more accurate than the Gram form), with the guarded
-    square root of :func:`pairwise_distances` (``eps=1e-12``), so a zero distance
-    has a zero gradient.  Memory: one ``(B, B)`` matrix of squared distances (and
+    differences of the rows (accurate however close they are), with the guarded
+    square root of :func:`pairwise_distances`, so a zero distance has a zero
+    gradient.  Memory: one ``(B, B)`` matrix of squared distances (and
     a boolean one of label equality) exists during mining only; the backward pass
     keeps :math:`O(B D)` tensors, none of size :math:`B^2`.  No host
     synchronisation: indices are gathered, anchors without a triplet are masked.
@@ -635,12 +696,11 @@ def _has_positive_and_negative(labels: torch.Tensor) -> torch.Tensor:
     return (size > 1) & (size < labels.shape[0])
 
 
-def _row_distances(x: torch.Tensor, index: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def _row_distances(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``|x_i - x_index[i]|`` for every row, differentiable, from the differences; a
-    squared distance ``<= eps`` gives 0 with a zero gradient (as in
-    :func:`pairwise_distances`)."""
+    zero distance has a zero gradient (as in :func:`pairwise_distances`)."""
     diff = x - x.index_select(0, index)
-    return safe_sqrt((diff * diff).sum(dim=1), eps)
+    return safe_sqrt((diff * diff).sum(dim=1))
 
 
 def circle_loss(

@@ -45,18 +45,29 @@ MODERATE = [-12.0, -7.5, -3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0, 7.5, 12.0]
 DTYPES = [torch.float32, torch.float64]
 
 
-def assert_accurate(got: torch.Tensor, exact: list[float], dtype: torch.dtype, what: str) -> None:
+def assert_accurate(
+    got: torch.Tensor,
+    exact: list[float],
+    dtype: torch.dtype,
+    what: str,
+    scale: list[float] | None = None,
+) -> None:
     """``got`` within :data:`ULPS` epsilons of ``exact`` (relative), or within the
-    smallest normal number of it where ``exact`` is below that."""
+    smallest normal number of it where ``exact`` is below that.  With ``scale``, the
+    error is judged relative to ``max(|exact|, scale)``: the size of the terms whose
+    sum (with cancellation) the exact value is."""
     finfo = torch.finfo(dtype)
     got = got.detach().double().flatten()
     want = torch.tensor(exact, dtype=torch.float64).flatten()
-    bound = torch.where(want.abs() >= finfo.tiny, ULPS * finfo.eps * want.abs(), finfo.tiny)
+    size = want.abs()
+    if scale is not None:
+        size = torch.maximum(size, torch.tensor(scale, dtype=torch.float64).flatten())
+    bound = torch.where(size >= finfo.tiny, ULPS * finfo.eps * size, finfo.tiny)
     error = (got - want).abs()
     bad = ~(error <= bound)
     if bad.any():
         i = int(bad.nonzero()[0])
-        rel = float(error[i] / want[i].abs()) if want[i] != 0 else float("inf")
+        rel = float(error[i] / size[i]) if size[i] != 0 else float("inf")
         raise AssertionError(
             f"{what}: {int(bad.sum())} of {bad.numel()} values off; first at index {i}: "
             f"got {float(got[i]):.10g}, exact {float(want[i]):.10g} "
@@ -181,37 +192,172 @@ def _softmax_focal_exact(row: list[float], target: int, gamma: float) -> tuple[f
         return float(loss(*z)), grad
 
 
+def _cross_entropy_exact(
+    row: list[float], target: int, weight: list[float] | None, smoothing: float
+) -> tuple[float, list[float], list[float]]:
+    """F.cross_entropy's definition for one sample, (1 - eps) w_y (-log p_y) +
+    (eps / C) sum_c w_c (-log p_c), with -log p_c = logsumexp(z) - z_c in 360 digits;
+    its gradient; and the size of the gradient's terms, (1 - eps) w_y |p_c - [c = y]|
+    + (eps / C)(W p_c + w_c): with smoothing the terms cancel where the two parts of
+    the loss balance, and no formula evaluated in the dtype keeps more than the
+    terms' relative accuracy there (without smoothing the size is the gradient's)."""
+    weight = weight or [1.0] * len(row)
+    eps = _mp(smoothing)
+
+    def loss(*z):
+        log_total = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+        neg_log_p = [log_total - v for v in z]
+        spread = mpmath.fsum(_mp(w) * v for w, v in zip(weight, neg_log_p, strict=True))
+        return (1 - eps) * _mp(weight[target]) * neg_log_p[target] + eps / len(z) * spread
+
+    with mpmath.workdps(DIGITS):
+        z = [_mp(v) for v in row]
+        grad = []
+        for c in range(len(z)):
+            order = [0] * len(z)
+            order[c] = 1
+            grad.append(float(mpmath.diff(loss, z, tuple(order))))
+        total = mpmath.fsum(mpmath.exp(v) for v in z)
+        p = [mpmath.exp(v) / total for v in z]
+        w_sum = mpmath.fsum(_mp(w) for w in weight)
+        size = [
+            float(
+                (1 - eps) * _mp(weight[target]) * abs(p[c] - (c == target))
+                + eps / len(z) * (w_sum * p[c] + _mp(weight[c]))
+            )
+            for c in range(len(z))
+        ]
+        return float(loss(*z)), grad, size
+
+
+def _cross_entropy_grid(dtype: torch.dtype) -> tuple[list[list[float]], list[int]]:
+    """Rows (x, 0, -1): confident and right (target 0), confident and wrong (target 1,
+    whose p_y underflows in float32 beyond x = 87), and moderate logits (target 0)."""
+    confident = [[x, *SOFTMAX_TAIL] for x in CONFIDENT[dtype]]
+    moderate = [[x, *SOFTMAX_TAIL] for x in MODERATE]
+    rows = confident + confident + moderate
+    targets = [0] * len(confident) + [1] * len(confident) + [0] * len(moderate)
+    return rows, targets
+
+
+CLASS_WEIGHT = [0.5, 2.0, 3.0]
+
+
+def _one_hot(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.one_hot(t, x.shape[1]).to(x.dtype)
+
+
+def _spatial(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The samples as the pixels of one (1, C, N) map."""
+    loss = cv.cross_entropy(x.T.unsqueeze(0), t.unsqueeze(0), reduction="none", **kwargs)
+    return loss.squeeze(0)
+
+
+# name: (per-sample loss of (N, C) logits and class indices, class weights, smoothing)
 CROSS_ENTROPY_PATHS = {
     # (N, C) float logits and long indices: the common call, checked in microseconds.
-    "fast": lambda x, t: cv.cross_entropy(x, t, reduction="none"),
-    # Any other index dtype goes through the full checks.
-    "int32 target": lambda x, t: cv.cross_entropy(x, t.int(), reduction="none"),
-    "class weights": lambda x, t: cv.cross_entropy(
-        x, t, weight=torch.ones(x.shape[1], dtype=x.dtype), reduction="none"
+    "fast": (lambda x, t: cv.cross_entropy(x, t, reduction="none"), None, 0.0),
+    "fast, smoothing": (
+        lambda x, t: cv.cross_entropy(x, t, label_smoothing=0.1, reduction="none"),
+        None,
+        0.1,
     ),
-    "probability target": lambda x, t: cv.cross_entropy(
-        x, torch.nn.functional.one_hot(t, x.shape[1]).to(x.dtype), reduction="none"
+    # Any other index dtype goes through the full checks.
+    "int32 target": (lambda x, t: cv.cross_entropy(x, t.int(), reduction="none"), None, 0.0),
+    "class weights": (
+        lambda x, t: cv.cross_entropy(
+            x, t, weight=torch.tensor(CLASS_WEIGHT, dtype=x.dtype), reduction="none"
+        ),
+        CLASS_WEIGHT,
+        0.0,
+    ),
+    "class weights, smoothing, ignore_index": (
+        lambda x, t: cv.cross_entropy(
+            x,
+            t,
+            weight=torch.tensor(CLASS_WEIGHT, dtype=x.dtype),
+            ignore_index=7,
+            label_smoothing=0.25,
+            reduction="none",
+        ),
+        CLASS_WEIGHT,
+        0.25,
+    ),
+    "spatial (1, C, N)": (_spatial, None, 0.0),
+    "spatial, smoothing": (lambda x, t: _spatial(x, t, label_smoothing=0.1), None, 0.1),
+    "unbatched": (
+        lambda x, t: torch.stack([cv.cross_entropy(row, y) for row, y in zip(x, t, strict=True)]),
+        None,
+        0.0,
+    ),
+    "probability target": (
+        lambda x, t: cv.cross_entropy(x, _one_hot(x, t), reduction="none"),
+        None,
+        0.0,
+    ),
+    "probability target, weights, smoothing": (
+        lambda x, t: cv.cross_entropy(
+            x,
+            _one_hot(x, t),
+            weight=torch.tensor(CLASS_WEIGHT, dtype=x.dtype),
+            label_smoothing=0.1,
+            reduction="none",
+        ),
+        CLASS_WEIGHT,
+        0.1,
     ),
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cross_entropy equals F.cross_entropy (ATen's log_softmax: -log p_y = "
-    "logsumexp(x) - x_y, which rounds to 0 or to one ulp of x_y at confident logits); "
-    "an accurate form is log1p(sum_{c != y} p_c / p_y) as softmax_focal_loss uses",
-)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["grad", "no_grad"])
 @pytest.mark.parametrize("path", list(CROSS_ENTROPY_PATHS))
-def test_cross_entropy_is_accurate_at_confident_logits(dtype, path):
-    rows = _softmax_rows(dtype)
-    x = torch.tensor(rows, dtype=dtype, requires_grad=True)
-    target = torch.zeros(len(rows), dtype=torch.long)
-    exact = [_softmax_focal_exact(row, 0, 0.0) for row in rows]
-    loss = CROSS_ENTROPY_PATHS[path](x, target)
-    (grad,) = torch.autograd.grad(loss.sum(), x)
-    assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
-    assert_accurate(grad, [g for _, row in exact for g in row], dtype, f"{path} gradient")
+def test_cross_entropy_is_accurate_at_confident_logits(dtype, grad_enabled, path):
+    call, weight, smoothing = CROSS_ENTROPY_PATHS[path]
+    rows, targets = _cross_entropy_grid(dtype)
+    x = torch.tensor(rows, dtype=dtype, requires_grad=grad_enabled)
+    target = torch.tensor(targets)
+    exact = [
+        _cross_entropy_exact(r, y, weight, smoothing) for r, y in zip(rows, targets, strict=True)
+    ]
+    with torch.set_grad_enabled(grad_enabled):
+        loss = call(x, target)
+    assert_accurate(loss, [v for v, _, _ in exact], dtype, f"{path} value")
+    if grad_enabled:
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        want = [g for _, row, _ in exact for g in row]
+        size = [m for _, _, row in exact for m in row]
+        assert_accurate(grad, want, dtype, f"{path} gradient", scale=size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_cross_entropy_reductions_with_ignored_targets_are_accurate(
+    dtype, reduction, smoothing, weighted
+):
+    # The grid once with its targets and once ignored (-100): the sum of small positive
+    # values, and the mean by the kept targets' weights; ignored samples give 0.
+    rows, targets = _cross_entropy_grid(dtype)
+    x = torch.tensor(rows + rows, dtype=dtype, requires_grad=True)
+    target = torch.tensor(targets + [-100] * len(targets))
+    weight = CLASS_WEIGHT if weighted else None
+    w = None if weight is None else torch.tensor(weight, dtype=dtype)
+    loss = cv.cross_entropy(x, target, w, label_smoothing=smoothing, reduction=reduction)
+    (grad,) = torch.autograd.grad(loss, x)
+    exact = [
+        _cross_entropy_exact(r, y, weight, smoothing) for r, y in zip(rows, targets, strict=True)
+    ]
+    with mpmath.workdps(DIGITS):
+        kept_weight = mpmath.fsum(_mp((weight or [1.0] * 3)[y]) for y in targets)
+        scale = 1 if reduction == "sum" else 1 / kept_weight
+        value = float(mpmath.fsum(_mp(v) for v, _, _ in exact) * scale)
+        want = [float(_mp(g) * scale) for _, row, _ in exact for g in row]
+        size = [float(_mp(m) * scale) for _, _, row in exact for m in row]
+    assert_accurate(loss, [value], dtype, "value")
+    zeros = [0.0] * (3 * len(rows))
+    assert_accurate(grad, want + zeros, dtype, "gradient", scale=size + zeros)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -395,15 +541,6 @@ def test_triplet_margin_loss_is_accurate_at_near_zero_distances(dtype):
     assert_accurate(grad, grads, dtype, "gradient")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pairwise_distances works from the Gram matrix (|x|^2 + |y|^2 - 2 x.y), "
-    "whose D^2 has an absolute error of about eps (|x|^2 + |y|^2): on this grid the "
-    "error reaches 1.9e9 eps (float32) at D = 8.7e-6, and float64 distances below "
-    "1e-6 are 0 by the default eps = 1e-12 on D^2 (a documented limit); the "
-    "difference form (torch.cdist's compute_mode='donot_use_mm_for_euclid_dist') is "
-    "accurate at O(B^2 D) memory",
-)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_pairwise_distances_are_accurate_at_near_zero_distances(dtype):
     # A third embedding far away, so that centring the batch does not remove the

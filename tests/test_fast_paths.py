@@ -1,26 +1,31 @@
 """The fast paths (hand-written gradients) against the readable compositions they replace.
 
 ``giou_loss``, ``diou_loss``, ``ciou_loss``, ``sigmoid_focal_loss`` (and
-``binary_cross_entropy_with_logits``), ``softmax_focal_loss`` and ``total_variation``
-compute their value and gradient in one pass (``_FusedBoxLoss``,
-``_FusedSigmoidFocalLoss``, ``_SoftmaxFocalLoss``, ``_TotalVariation`` in
-``cvloss_ref/_fused.py``); the readable autograd compositions are kept in the family
-modules as ``_box_loss_reference``, ``_sigmoid_focal_elementwise``,
-``_softmax_focal_composed`` and ``_total_variation_composed``.  Values and gradients
-must be equal (float64, to rounding), on random inputs, at confident predictions and on
-every edge case the composition was designed for;
-where the composition itself rounds (a softmax focal loss with 1 - p below float64's
-resolution), the fast path is checked against 60-digit arithmetic instead.
+``binary_cross_entropy_with_logits``), ``softmax_focal_loss``, ``cross_entropy``,
+``total_variation`` and the near pairs of ``pairwise_distances`` compute their value
+and gradient by hand (``_FusedBoxLoss``, ``_FusedSigmoidFocalLoss``,
+``_SoftmaxFocalLoss``, ``_IndexCrossEntropy``, ``_ProbabilityCrossEntropy``,
+``_TotalVariation``, ``_PairSquaredDistances`` in ``cvloss_ref/_fused.py``); the
+readable autograd compositions are kept in the family modules as
+``_box_loss_reference``, ``_sigmoid_focal_elementwise``, ``_softmax_focal_composed``,
+``_cross_entropy_composed``, ``_total_variation_composed`` and
+``_pair_squared_distances_composed``.  Values and gradients must be equal (float64, to
+rounding), on random inputs, at confident predictions and on every edge case the
+composition was designed for; where the composition itself rounds (a softmax focal
+loss with 1 - p below float64's resolution), the fast path is checked against
+60-digit arithmetic instead.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from cvloss_ref import _fused, boxes, classification, synthesis
+from cvloss_ref import _fused, boxes, classification, metric, synthesis
 from cvloss_ref.boxes import ciou_loss, diou_loss, giou_loss
 from cvloss_ref.classification import binary_cross_entropy_with_logits, sigmoid_focal_loss
+from cvloss_ref.classification import cross_entropy as cv_cross_entropy
 from cvloss_ref.classification import softmax_focal_loss as cv_softmax_focal_loss
 from tests._tolerances import TOLERANCES
 
@@ -559,3 +564,277 @@ def test_total_variation_fast_path_runs_on_meta_tensors():
     images = torch.empty(2, 3, 8, 8, device="meta", requires_grad=True)
     (grad,) = torch.autograd.grad(synthesis.total_variation(images), images)
     assert grad.shape == images.shape and grad.device.type == "meta"
+
+
+# ----------------------------------------------------------------------- cross entropy
+#
+# The values and gradients against the composition (classification._cross_entropy_composed)
+# are checked in tests/test_classification.py, and against 360-digit arithmetic in
+# tests/test_accuracy.py; here, what is particular to the hand-written function.
+
+
+def _ce_calls(generator):
+    """Named calls of cv.cross_entropy on float64 logits, every argument the fast
+    path handles: (logits, target, keyword arguments)."""
+    logits = torch.randn(6, 4, generator=generator, dtype=torch.float64) * 3
+    spatial = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64) * 3
+    target = torch.tensor([0, 3, -100, 1, 2, 1])
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=torch.float64)
+    soft = torch.softmax(torch.randn(6, 4, generator=generator, dtype=torch.float64), 1)
+    return {
+        "plain": (logits, target.clamp(min=0), {}),
+        "weights, smoothing, ignored": (
+            logits,
+            target,
+            {"weight": weight, "label_smoothing": 0.2},
+        ),
+        "smoothing, sum": (logits, target, {"label_smoothing": 0.3, "reduction": "sum"}),
+        "spatial, none": (
+            spatial,
+            torch.tensor([[0, 3, 1], [2, -100, 1]]),
+            {"weight": weight, "label_smoothing": 0.1, "reduction": "none"},
+        ),
+        "unbatched": (logits[0], torch.tensor(2), {"label_smoothing": 0.1}),
+        "probabilities": (logits, soft, {"weight": weight, "label_smoothing": 0.2}),
+    }
+
+
+CE_CALLS = [
+    "plain",
+    "weights, smoothing, ignored",
+    "smoothing, sum",
+    "spatial, none",
+    "unbatched",
+    "probabilities",
+]
+
+
+@pytest.mark.parametrize("case", CE_CALLS)
+def test_cross_entropy_fast_path_gradcheck_and_gradgradcheck(generator, case):
+    logits, target, kwargs = _ce_calls(generator)[case]
+    x = logits.clone().requires_grad_()
+
+    def loss(x):
+        return cv_cross_entropy(x, target, **kwargs)
+
+    assert torch.autograd.gradcheck(loss, (x,))
+    # Differentiable twice, as F.cross_entropy: the backward recomputes the softmax with
+    # autograd watching when create_graph asks for it.
+    assert torch.autograd.gradgradcheck(loss, (x,))
+
+
+@pytest.mark.parametrize("case", CE_CALLS)
+def test_cross_entropy_fast_path_second_derivative_same_as_torch(generator, case):
+    logits, target, kwargs = _ce_calls(generator)[case]
+    cotangent = torch.randn(logits.shape, generator=generator, dtype=torch.float64)
+    results = []
+    for fn in (cv_cross_entropy, torch.nn.functional.cross_entropy):
+        x = logits.clone().requires_grad_()
+        loss = fn(x, target, **kwargs)
+        (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
+        (hessian_vector,) = torch.autograd.grad((grad * cotangent).sum(), x)
+        results.append((grad.detach(), hessian_vector))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_fast_path_probability_target_gradient(generator):
+    # The target (soft labels that are themselves computed) and the class weights get
+    # their gradients by autograd on the accurate -log p, as in F.cross_entropy.
+    logits, soft, kwargs = _ce_calls(generator)["probabilities"]
+    inputs = [logits, soft, kwargs["weight"]]
+    grads = []
+    for fn in (cv_cross_entropy, torch.nn.functional.cross_entropy):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        loss = fn(leaves[0], leaves[1], leaves[2], label_smoothing=0.2)
+        grads.append(torch.autograd.grad(loss, leaves))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["plain", "weights, smoothing, ignored", "spatial, none"])
+def test_cross_entropy_fast_path_reads_back_underflow_only_to_skip_work(
+    generator, case, monkeypatch
+):
+    # On a CPU the lse form for target probabilities below the smallest normal number
+    # is computed only when there is one (_may_underflow reads p_y back): taking it
+    # always (as on a GPU) must give the same bits.
+    logits, target, kwargs = _ce_calls(generator)[case]
+    logits = logits.clone()
+    logits.view(-1, logits.shape[-1])[0, 0] = -1e4  # one p_y of 0 when its target is 0
+    runs = []
+    for always in (False, True):
+        if always:
+            monkeypatch.setattr(_fused, "_may_underflow", lambda p_y: True)
+        x = logits.clone().requires_grad_()
+        loss = cv_cross_entropy(x, target, **kwargs)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        runs.append((loss.detach(), grad))
+    assert torch.isfinite(runs[0][0]).all() and torch.isfinite(runs[0][1]).all()
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_cross_entropy_fast_path_underflowed_target_probability_same_as_torch():
+    # p_y = 0 (logit 2e4 below the largest): -log p_y = 2e4 from (m - x_y) + L, not inf.
+    logits = torch.tensor([[1e4, -1e4, 0.0], [0.0, 1e4, 3.0]], requires_grad=True)
+    target = torch.tensor([1, 0])
+    loss = cv_cross_entropy(logits, target, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logits)
+    expected = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(loss, torch.tensor([2e4, 1e4]))
+    torch.testing.assert_close(grad, torch.tensor([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("case", ["plain", "weights, smoothing, ignored", "probabilities"])
+def test_cross_entropy_fast_path_runs_on_meta_tensors(generator, case):
+    logits, target, kwargs = _ce_calls(generator)[case]
+    x = torch.empty(logits.shape, device="meta", requires_grad=True)
+    meta_target = target.to("meta")
+    weight = kwargs.get("weight")
+    kwargs = {**kwargs, "weight": None if weight is None else weight.to("meta")}
+    loss = cv_cross_entropy(x, meta_target, **kwargs)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert loss.device.type == "meta" and grad.shape == x.shape and grad.device.type == "meta"
+
+
+@pytest.mark.parametrize("case", ["plain", "weights, smoothing, ignored"])
+def test_cross_entropy_fast_path_under_torch_compile_fullgraph(generator, case):
+    logits, target, kwargs = _ce_calls(generator)[case]
+    compiled = torch.compile(cv_cross_entropy, fullgraph=True, backend="aot_eager")
+    fast = logits.clone().requires_grad_()
+    reference = logits.clone().requires_grad_()
+    loss = compiled(fast, target, **kwargs)
+    expected = torch.nn.functional.cross_entropy(reference, target, **kwargs)
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        torch.autograd.grad(loss, fast)[0], torch.autograd.grad(expected, reference)[0]
+    )
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["nw", "w"])
+def test_cross_entropy_fast_path_ignored_targets_pass_no_gradient(generator, smoothing, weighted):
+    # As ATen's kernel: an ignored target gives 0 whatever its logits (here -inf and
+    # NaN; a NaN gives NaN gradients in both) and passes no gradient whatever comes
+    # from upstream (here NaN and inf, as a pixel weight of inf does through its mask
+    # in weighted_pixel_cross_entropy).
+    logits = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    logits[1] = torch.tensor([-torch.inf, 0.0, 1.0])
+    logits[4] = torch.tensor([0.0, torch.nan, 1.0])
+    target = torch.tensor([0, -100, 2, -100, -100])
+    upstream = torch.tensor([1.0, torch.nan, 0.5, torch.inf, 1.0], dtype=torch.float64)
+    weight = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64) if weighted else None
+    results = []
+    for fn in (cv_cross_entropy, torch.nn.functional.cross_entropy):
+        x = logits.clone().requires_grad_()
+        loss = fn(x, target, weight, label_smoothing=smoothing, reduction="none")
+        (grad,) = torch.autograd.grad(loss, x, upstream)
+        results.append((loss.detach(), grad))
+    (loss, grad), (ref_loss, ref_grad) = results
+    assert torch.equal(loss[1::2], torch.zeros(2, dtype=torch.float64)) and loss[4] == 0
+    assert torch.equal(grad[1::2], torch.zeros(2, 3, dtype=torch.float64))
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_cross_entropy_fast_path_refuses_a_weight_that_needs_a_gradient():
+    # As F.cross_entropy with class indices ("not differentiable with respect to
+    # argument 'weight'"), instead of a gradient that would be silently incomplete.
+    weight = torch.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match="weight must not require a gradient"):
+        cv_cross_entropy(torch.randn(2, 3), torch.tensor([0, 2]), weight)
+    with torch.no_grad():
+        cv_cross_entropy(torch.randn(2, 3), torch.tensor([0, 2]), weight)
+
+
+# ------------------------------------------------------------------ pairwise distances
+
+
+def _pairs(generator, batch=9, dim=5):
+    x = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+    first, second = torch.triu_indices(batch, batch, offset=1)
+    keep = torch.rand(first.numel(), generator=generator) < 0.6
+    return x, first[keep], second[keep]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_pair_squared_distances_fast_path_equals_composition(generator, chunk):
+    x, first, second = _pairs(generator)
+    cotangent = torch.randn(first.numel(), generator=generator, dtype=torch.float64)
+    results = []
+    for fn in (
+        lambda x: _fused.pair_squared_distances(x, first, second, chunk),
+        lambda x: metric._pair_squared_distances_composed(x, first, second),
+    ):
+        leaf = x.clone().requires_grad_()
+        value = fn(leaf)
+        (grad,) = torch.autograd.grad(value, leaf, cotangent, create_graph=True)
+        (second_order,) = torch.autograd.grad((grad * grad).sum(), leaf)
+        results.append((value.detach(), grad.detach(), second_order))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-13, atol=1e-14)
+
+
+def test_pair_squared_distances_fast_path_gradcheck_and_gradgradcheck(generator):
+    x, first, second = _pairs(generator, batch=5, dim=3)
+    x.requires_grad_()
+
+    def fn(x):
+        return _fused.pair_squared_distances(x, first, second, 2)
+
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_pair_squared_distances_fast_path_keeps_one_chunk_of_differences(generator, monkeypatch):
+    # Two tight clusters on opposite sides of the mean: every pair within a cluster is
+    # near and recomputed, in chunks of 4 pairs here.  The backward keeps the
+    # embeddings and the indices, no (pairs, D) tensor of differences.
+    monkeypatch.setattr(metric, "PAIR_CHUNK_ELEMENTS", 64)
+    batch, dim = 48, 16
+    noise = torch.randn(batch, dim, generator=generator, dtype=torch.float64) * 1e-6
+    side = torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0).double()
+    x = (side[:, None] + noise).requires_grad_()
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        distances = metric.pairwise_distances(x)
+    near_pairs = 2 * (batch // 2) * (batch // 2 - 1) // 2
+    assert max(saved) <= batch * batch < near_pairs * dim, saved
+    (grad,) = torch.autograd.grad(distances.sum(), x)
+    exact = torch.cdist(x.detach(), x.detach(), compute_mode="donot_use_mm_for_euclid_dist")
+    (exact_grad,) = torch.autograd.grad(
+        torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").sum(), x
+    )
+    torch.testing.assert_close(distances, exact, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(grad, exact_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"label_smoothing": 0.1}, {"weight": "random"}, {"ignore_index": 1}],
+    ids=["plain", "smoothing", "weight", "ignore_index"],
+)
+def test_cross_entropy_works_under_torch_func_transforms_as_f_cross_entropy(kwargs):
+    """vmap, grad and jvp (per-sample gradients, Jacobians): the hand-written autograd
+    Functions do not support them, so cross_entropy takes its composition there, and
+    gives what F.cross_entropy gives (it did before the fused path existed)."""
+    from torch.func import grad, jvp, vmap
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 8, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 5, (4, 8), generator=gen)
+    if kwargs.get("weight") == "random":
+        kwargs = {"weight": torch.rand(5, generator=gen, dtype=torch.float64)}
+    ours = vmap(grad(lambda a, b: cv_cross_entropy(a, b, **kwargs)))(x, y)
+    theirs = vmap(grad(lambda a, b: F.cross_entropy(a, b, **kwargs)))(x, y)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    tangent = torch.randn(8, 5, generator=gen, dtype=torch.float64)
+    ours = jvp(lambda a: cv_cross_entropy(a, y[0], **kwargs), (x[0],), (tangent,))
+    theirs = jvp(lambda a: F.cross_entropy(a, y[0], **kwargs), (x[0],), (tangent,))
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    probs = torch.softmax(x[1], -1)
+    ours = grad(lambda a: cv_cross_entropy(a, probs))(x[0])
+    torch.testing.assert_close(ours, grad(lambda a: F.cross_entropy(a, probs))(x[0]))

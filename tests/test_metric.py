@@ -150,11 +150,42 @@ def test_pairwise_distances_float32_accurate_far_from_the_origin(generator):
     torch.testing.assert_close(pairwise_distances(x).double(), expected, rtol=1e-5, atol=1e-4)
 
 
-def test_pairwise_distances_eps_zeroes_tiny_distances():
+def test_pairwise_distances_float32_clusters_within_a_few_ulps(generator):
+    # Tight clusters of every spread (1e-6 to 1) far from the origin: the near pairs
+    # come from their differences (the Gram form alone loses all their digits), the
+    # others from the Gram form within about GRAM_RECOMPUTE_RATIO of its few ulps.
+    centres = 3 * torch.randn(8, 64, generator=generator, dtype=torch.float64)
+    labels = torch.arange(96) % 8
+    spread = 10.0 ** torch.empty(96, 1, dtype=torch.float64).uniform_(-6, 0, generator=generator)
+    noise = spread * torch.randn(96, 64, generator=generator, dtype=torch.float64)
+    x = (centres[labels] + noise + 100.0).float()
+    exact = torch.cdist(x.double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    out = pairwise_distances(x).double()
+    off_diagonal = ~torch.eye(96, dtype=torch.bool)
+    relative = ((out - exact).abs() / exact)[off_diagonal]
+    assert relative.max() <= 16 * torch.finfo(torch.float32).eps, relative.max()
+
+
+def test_pairwise_distances_gradient_of_a_tiny_distance_is_the_unit_direction():
+    # Rows 2^-50 apart: the distance is exact and the gradient of D_01 in x_0 is
+    # (x_0 - x_1) / D = -e_0, where the Gram form (and a clamp of D^2 at eps) gives 0.
+    gap = 2.0**-50
+    x = torch.tensor([[1.0, 2.0], [1.0 + gap, 2.0], [5.0, -3.0]], dtype=torch.float64)
+    x.requires_grad_(True)
+    out = pairwise_distances(x)
+    (grad,) = torch.autograd.grad(out[0, 1], x)
+    assert out[0, 1].item() == gap
+    expected = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    assert torch.equal(grad, expected)
+
+
+def test_pairwise_distances_eps_no_longer_zeroes_small_distances():
+    # eps (kept in the signature) used to zero squared distances at or below it; small
+    # distances are now exact, and only an exactly zero one is guarded.
     x = torch.tensor([[0.0, 0.0], [1e-7, 0.0], [1.0, 0.0]], dtype=torch.float64)
-    out = pairwise_distances(x, eps=1e-12)
-    assert out[0, 1] == 0 and out[0, 2] == 1
-    torch.testing.assert_close(pairwise_distances(x, eps=0.0)[0, 1], torch.tensor(1e-7).double())
+    for eps in (0.0, 1e-12, 1.0):
+        out = pairwise_distances(x, eps=eps)
+        assert out[0, 1] == 1e-7 and out[0, 2] == 1
 
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
