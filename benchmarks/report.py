@@ -75,14 +75,27 @@ def speed_block(run: dict) -> str:
 
 
 def grading_block(run: dict) -> str:
-    """The grader's speed, from one run of ``python -m grading.bench``."""
-    one, two, batch = run["seconds"]["1"], run["seconds"]["2"], run["batch"]
-    return (
-        f"`python -m grading.bench` measured on {run['machine']}: "
-        f"**{one / batch:.1f} s per honest `{run['assignment']}` submission** with `--jobs 1` "
-        f"({one:.1f} s for a batch of {batch}), and {two:.1f} s for the same batch with "
-        f"`--jobs 2`, a **{one / two:.2f}x speed-up**."
-    )
+    """The grader's scaling table, from one run of ``python -m grading.bench``."""
+    batch = run["batch"]
+    names = {"local": "local processes (`--jobs N`)", "dask": "Dask workers (`--scheduler`)"}
+    lines = [
+        f"`python -m grading.bench` measured on {run['machine']}, grading {batch} honest "
+        f"`{run['assignment']}` submissions (and the canary) per run:",
+        "",
+        "| engine | workers | batch (s) | per submission (s) | speed-up over 1 | "
+        "1,000 submissions (h) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for engine, times in run["seconds"].items():
+        one = times.get("1")
+        for workers, seconds in sorted(times.items(), key=lambda item: int(item[0])):
+            per = seconds / batch
+            speedup = f"{one / seconds:.2f}x" if one else "-"
+            lines.append(
+                f"| {names.get(engine, engine)} | {workers} | {seconds:.1f} | {per:.1f} "
+                f"| {speedup} | {per * 1000 / 3600:.1f} |"
+            )
+    return "\n".join(lines)
 
 
 BLOCKS = {"cpu-benchmark": ("cpu", speed_block), "grading-speed": ("grading", grading_block)}

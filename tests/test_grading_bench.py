@@ -1,7 +1,8 @@
 """``python -m grading.bench``, the grader's benchmark that the README quotes: a smoke run.
 
-The smallest batch (one honest ``a02_classification`` submission, graded with ``--jobs 1``
-and again with ``--jobs 2``), in the sandbox.  Its printed lines and its ``--save`` file
+The smallest batch (one honest ``a02_classification`` submission), graded by one and by
+two local worker processes and by a Dask cluster of one and of two workers on 127.0.0.1,
+in the sandbox.  Its printed lines and its ``--save`` file
 have the fields that ``benchmarks/report.py`` renders, the submission it timed was graded
 (full marks, read from a gradebook the test points it at), and it leaves neither files
 nor processes behind.  No timing is asserted.
@@ -45,36 +46,47 @@ def test_bench_runs_on_the_smallest_batch_and_saves_what_the_readme_quotes(tmp_p
     saved_path = tmp_path / "grading.json"
     gradebook = f"sqlite:///{tmp_path / 'gradebook.db'}"
     batch.env["CVLOSS_GRADEBOOK_URL"] = gradebook  # the bench's own folders are deleted
-    command = [sys.executable, "-m", "grading.bench", "--batch", "1", "--save", str(saved_path)]
-    run = batch.run(command, timeout=900)
+    command = [sys.executable, "-m", "grading.bench", "--batch", "1", "--workers", "1", "2"]
+    run = batch.run([*command, "--save", str(saved_path)], timeout=1500)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
 
     saved = json.loads(saved_path.read_text())
     assert set(saved) == {"machine", "assignment", "batch", "seconds"}
     assert saved["assignment"] == "a02_classification" and saved["batch"] == 1
-    assert set(saved["seconds"]) == {"1", "2"}
-    one, two = saved["seconds"]["1"], saved["seconds"]["2"]
-    assert one > 0 and two > 0
+    assert set(saved["seconds"]) == {"local", "dask"}
+    for times in saved["seconds"].values():
+        assert set(times) == {"1", "2"} and all(seconds > 0 for seconds in times.values())
     assert re.fullmatch(
         r"a \d+-core .+ machine \(Python [\d.]+, torch \S+, (a|no) GPU\)", saved["machine"]
     )
 
     lines = run.stdout.splitlines()
-    assert len(lines) == 3, run.stdout
     assert lines[0] == f"machine: {saved['machine']}"
-    first = re.fullmatch(
-        rf"--jobs 1: {NUMBER} s for 1 submissions \({NUMBER} s per honest submission\)", lines[1]
+    assert len(lines) == 5, run.stdout
+    for text, (engine, workers) in zip(
+        lines[1:], [("local", 1), ("dask", 1), ("local", 2), ("dask", 2)]
+    ):
+        took = saved["seconds"][engine][str(workers)]
+        found = re.fullmatch(
+            rf"{engine} x{workers}: {NUMBER} s for 1 submissions \({NUMBER} s each; "
+            rf"1,000 in {NUMBER} h\)(, (\d+\.\d\d)x over one worker)?",
+            text,
+        )
+        assert found and found[1] == found[2] == f"{took:.1f}", text
+        assert found[3] == f"{took * 1000 / 3600:.1f}", text
+        one = saved["seconds"][engine]["1"]
+        assert (found[5] is None) == (workers == 1), text
+        assert workers == 1 or found[5] == f"{one / took:.2f}", text
+
+    block = _report_module().grading_block(saved)  # the README's generated table
+    local_one = saved["seconds"]["local"]["1"]
+    assert (
+        f"| local processes (`--jobs N`) | 1 | {local_one:.1f} | {local_one:.1f} | 1.00x |" in block
     )
-    assert first and first[1] == first[2] == f"{one:.1f}", lines[1]
-    second = re.fullmatch(rf"--jobs 2: {NUMBER} s, speed-up (\d+\.\d\d)x", lines[2])
-    assert second and second[1] == f"{two:.1f}" and second[2] == f"{one / two:.2f}", lines[2]
+    assert block.count("\n| Dask workers (`--scheduler`) |") == 2
 
-    block = _report_module().grading_block(saved)  # the README's generated paragraph
-    assert f"**{one:.1f} s per honest `a02_classification` submission**" in block
-
-    # What it timed was a graded submission: full marks, in both runs (the second
-    # overwrites the first's scores, so each run is checked by its own return code and
-    # the table it printed is not shown: the gradebook holds the last one).
+    # What it timed was a graded submission: full marks (each run overwrites the last
+    # one's scores, and a failed run stops the bench, so every run graded it).
     (row,) = scores(gradebook)
     assert row == {
         "student": "student00",
