@@ -172,6 +172,17 @@ def _softmax_rows(dtype: torch.dtype) -> list[list[float]]:
     return [[x, *SOFTMAX_TAIL] for x in CONFIDENT[dtype]] + [[x, *SOFTMAX_TAIL] for x in MODERATE]
 
 
+def _mp_gradient(loss, z: list) -> list[float]:
+    """The gradient of ``loss(*z)`` by mpmath's differentiation, one partial at a time
+    (at the working precision of the caller)."""
+    grad = []
+    for c in range(len(z)):
+        order = [0] * len(z)
+        order[c] = 1
+        grad.append(float(mpmath.diff(loss, z, tuple(order))))
+    return grad
+
+
 def _softmax_focal_exact(row: list[float], target: int, gamma: float) -> tuple[float, list[float]]:
     """(1 - p_y)^gamma (-log p_y) from the softmax's definition, and its gradient."""
 
@@ -184,12 +195,7 @@ def _softmax_focal_exact(row: list[float], target: int, gamma: float) -> tuple[f
 
     with mpmath.workdps(DIGITS):
         z = [_mp(v) for v in row]
-        grad = []
-        for c in range(len(z)):
-            order = [0] * len(z)
-            order[c] = 1
-            grad.append(float(mpmath.diff(loss, z, tuple(order))))
-        return float(loss(*z)), grad
+        return float(loss(*z)), _mp_gradient(loss, z)
 
 
 def _cross_entropy_exact(
@@ -212,11 +218,7 @@ def _cross_entropy_exact(
 
     with mpmath.workdps(DIGITS):
         z = [_mp(v) for v in row]
-        grad = []
-        for c in range(len(z)):
-            order = [0] * len(z)
-            order[c] = 1
-            grad.append(float(mpmath.diff(loss, z, tuple(order))))
+        grad = _mp_gradient(loss, z)
         total = mpmath.fsum(mpmath.exp(v) for v in z)
         p = [mpmath.exp(v) / total for v in z]
         w_sum = mpmath.fsum(_mp(w) for w in weight)
