@@ -513,7 +513,8 @@ def _aspect_consistency(terms: _BoxTerms) -> torch.Tensor:
 #
 # The formulas of giou_loss, diou_loss and ciou_loss written with autograd, term by term
 # as in their docstrings.  The losses run them as _fused.box_loss (cvloss_ref/_fused.py:
-# the same formulas with a hand-written gradient), which the tests compare with them.
+# the same formulas with a hand-written gradient), which the tests compare with them,
+# except under torch.func transforms (_box_loss_elementwise below).
 
 
 def _giou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:
@@ -529,12 +530,27 @@ def _ciou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:
     v = _aspect_consistency(terms)
     # alpha is a trade-off weight, not something to optimise: the paper's code and
     # torchvision compute it without gradient, and the grader compares gradients.
+    # detach(), not only no_grad (which forward-mode AD and torch.func.jvp ignore):
+    # constant for tangents too, so that a jvp is the gradient's Jacobian times a vector.
     with torch.no_grad():
-        alpha = v / (terms.iou_gap + v + eps)
+        alpha = (v / (terms.iou_gap + v + eps)).detach()
     return _diou_elementwise(terms, eps) + alpha * v
 
 
 _ELEMENTWISE = {"giou": _giou_elementwise, "diou": _diou_elementwise, "ciou": _ciou_elementwise}
+
+
+def _box_loss_elementwise(
+    pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float
+) -> torch.Tensor:
+    """The elementwise ``kind`` loss of checked ``"xyxy"`` boxes, as ``giou_loss``,
+    ``diou_loss`` and ``ciou_loss`` compute it: ``_fused.box_loss`` (the composition
+    with a hand-written gradient) on every call, except while ``torch.func`` transforms
+    (``vmap``, ``grad``, ``jvp``, ``jacrev``) or forward-mode AD are active, which its
+    autograd Function does not support: then the composition itself."""
+    if _fused.transforms_active():
+        return _ELEMENTWISE[kind](_box_terms(pred, target, eps), eps)
+    return _fused.box_loss(pred, target, kind, eps)
 
 
 def _box_loss_reference(
@@ -660,8 +676,9 @@ def giou_loss(
         tensor(1.0794)
     """
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
-    # The fast path computes _giou_elementwise with a hand-written gradient.
-    return _finish(_fused.box_loss(pred, target, "giou", eps), reduction, out_dtype)
+    # The fast path computes _giou_elementwise with a hand-written gradient (under
+    # torch.func transforms, _giou_elementwise itself: _box_loss_elementwise).
+    return _finish(_box_loss_elementwise(pred, target, "giou", eps), reduction, out_dtype)
 
 
 def diou_loss(
@@ -705,8 +722,9 @@ def diou_loss(
         tensor(0.9683)
     """
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
-    # The fast path computes _diou_elementwise with a hand-written gradient.
-    return _finish(_fused.box_loss(pred, target, "diou", eps), reduction, out_dtype)
+    # The fast path computes _diou_elementwise with a hand-written gradient (under
+    # torch.func transforms, _diou_elementwise itself: _box_loss_elementwise).
+    return _finish(_box_loss_elementwise(pred, target, "diou", eps), reduction, out_dtype)
 
 
 def ciou_loss(
@@ -764,8 +782,9 @@ def ciou_loss(
     """
     pred, target, out_dtype = _prepare_pair(pred, target, box_format, eps, reduction, validate)
     # The fast path computes _ciou_elementwise with a hand-written gradient (alpha
-    # carries none there either).
-    return _finish(_fused.box_loss(pred, target, "ciou", eps), reduction, out_dtype)
+    # carries none there either; under torch.func transforms, _ciou_elementwise
+    # itself: _box_loss_elementwise).
+    return _finish(_box_loss_elementwise(pred, target, "ciou", eps), reduction, out_dtype)
 
 
 def _eiou_elementwise(terms: _BoxTerms, eps: float) -> torch.Tensor:

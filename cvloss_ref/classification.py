@@ -790,8 +790,10 @@ def _sigmoid_focal_dispatch(
 ) -> torch.Tensor:
     """The path that :func:`sigmoid_focal_loss` (and, with ``alpha=-1, gamma=0``,
     :func:`binary_cross_entropy_with_logits`) takes for checked float32/float64 inputs."""
-    if torch.is_grad_enabled() and y.requires_grad:
-        # A gradient in the target too (rare): autograd on the readable composition.
+    if (torch.is_grad_enabled() and y.requires_grad) or _fused.transforms_active():
+        # A gradient in the target too (rare), or torch.func transforms (vmap, grad,
+        # jvp) or forward-mode AD, which the fused autograd Function does not support:
+        # autograd on the readable composition.
         loss = _sigmoid_focal_elementwise(x, y, alpha, gamma)
         return _reduce(loss, reduction)
     # Every other call (the target needs no gradient): the same formula in a few fused
@@ -905,8 +907,14 @@ def softmax_focal_loss(
     kept = target != ignore_index
     # Ignored targets (e.g. -100) are replaced by class 0 before indexing, then masked.
     safe_target = torch.where(kept, target, torch.zeros_like(target)).unsqueeze(class_dim)
-    # The composition above in one softmax with a hand-written gradient (every call).
-    loss = _fused.softmax_focal(x, safe_target, gamma, class_dim).squeeze(class_dim)
+    # The composition above in one softmax with a hand-written gradient, on every call
+    # except under torch.func transforms (vmap, grad, jvp) or forward-mode AD, which its
+    # autograd Function does not support: there the composition itself.
+    if _fused.transforms_active():
+        loss = _softmax_focal_composed(x, safe_target, gamma, class_dim)
+    else:
+        loss = _fused.softmax_focal(x, safe_target, gamma, class_dim)
+    loss = loss.squeeze(class_dim)
     if alpha is not None:
         loss = alpha.to(x.dtype)[safe_target.squeeze(class_dim)] * loss
     loss = torch.where(kept, loss, torch.zeros_like(loss))

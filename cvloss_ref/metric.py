@@ -213,8 +213,13 @@ def _recompute_near_pairs(
         first, second = torch.triu(near, diagonal=1).nonzero(as_tuple=True)
     if first.numel() == 0:
         return squared_dist
-    chunk = max(1, PAIR_CHUNK_ELEMENTS // max(x.shape[1], 1))
-    exact = _fused.pair_squared_distances(x, first, second, chunk)
+    if _fused.transforms_active():
+        # torch.func transforms (grad, jvp, jacrev) or forward-mode AD, which the chunked
+        # autograd Function does not support: every pair at once, autograd's gradient.
+        exact = _pair_squared_distances_composed(x, first, second)
+    else:
+        chunk = max(1, PAIR_CHUNK_ELEMENTS // max(x.shape[1], 1))
+        exact = _fused.pair_squared_distances(x, first, second, chunk)
     return squared_dist.index_put((first, second), exact).index_put((second, first), exact)
 
 

@@ -850,9 +850,11 @@ def total_variation(images: torch.Tensor, p: int = 1, reduction: str = "mean") -
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     _check_reduction(reduction)
     x = _upcast(images)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if torch.is_grad_enabled() and x.requires_grad and not _fused.transforms_active():
         # When a gradient is wanted: the composition below with a hand-written backward
-        # (cvloss_ref/_fused.py), a quarter of autograd's full-size buffers.
+        # (cvloss_ref/_fused.py), a quarter of autograd's full-size buffers; not under
+        # torch.func transforms (vmap, grad, jvp) or forward-mode AD, which its autograd
+        # Function does not support.
         per_image = _fused.total_variation(x, p)
     else:
         per_image = _total_variation_composed(x, p)

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import cvloss_ref as cv
-from cvloss_ref import boxes
+from cvloss_ref import _fused, boxes
 
 # 1 - p_y of a float64 logit of 700 is e^{-700}: the definitions are evaluated with
 # enough digits to hold it next to 1.
@@ -122,13 +122,18 @@ def _logit_grid(dtype: torch.dtype) -> tuple[list[float], list[float]]:
     return logits, targets
 
 
-FOCAL_PATHS = ["fast", "no_grad", "target_grad"]
+# "fast_scalar_log1p": the fast path as it runs where ATen's log1p kernel is scalar
+# (Kahan's form of log1p instead of log1p).
+FOCAL_PATHS = ["fast", "fast_scalar_log1p", "no_grad", "target_grad"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("path", FOCAL_PATHS)
 @pytest.mark.parametrize(("alpha", "gamma"), [(-1.0, 0.0), (0.25, 0.0), (0.25, 0.5), (0.25, 2.0)])
-def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma):
+def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma, monkeypatch):
+    if path == "fast_scalar_log1p":
+        monkeypatch.setattr(_fused, "_CPU_CAPABILITY", "DEFAULT")
+        assert not _fused._log1p_is_vectorised(torch.device("cpu"))
     logits, targets = _logit_grid(dtype)
     x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
     y = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
