@@ -42,6 +42,9 @@ CELL_OUTPUT_CHARS = OUTPUT_CAP // 4
 TRUNCATED_NOTE = "[output truncated by the grader: the rest of this cell's output was dropped]"
 #: The file, next to this script, of the code that caps the output in the kernel.
 KERNEL_CAP_FILE = "_output_cap.py"
+#: Copied next to this script by the grader (``grading/_lazy_dynamo.py``) and run in the
+#: kernel at start-up: a check on meta tensors then does not import Dynamo (1.4 s).
+LAZY_DYNAMO_FILE = "_lazy_dynamo.py"
 
 #: Run in the kernel at start-up (IPython's ``exec_files``): around each cell, wraps
 #: ``write`` of the kernel's stdout and stderr (outermost, so that IPython's own copy of
@@ -221,7 +224,10 @@ def main() -> None:
             kernel_name="python3",
             allow_errors=True,
             record_timing=False,
-            extra_arguments=[f"--IPKernelApp.exec_files={kernel_cap}"],
+            extra_arguments=[
+                f"--IPKernelApp.exec_files={kernel_cap}",
+                f"--IPKernelApp.exec_files={os.path.abspath(LAZY_DYNAMO_FILE)}",
+            ],
         )
         client.budget = budget
         context = client.setup_kernel()

@@ -61,7 +61,7 @@ from .results import (
     NotebookResult,
     SubmissionResult,
 )
-from .sandbox import Limits, Sandbox
+from .sandbox import Limits, Sandbox, batch_tag, current_batch_tag
 
 MAX_NOTEBOOK_BYTES = 20 * 1024**2  # a larger submitted notebook is not read
 MAX_MESSAGE_CHARS = 4000  # of a notebook run's error shown to the student
@@ -192,7 +192,8 @@ def _run_notebook(source, solutions, private: Path, options: Options, seed: int)
     nbformat.write(nb, str(private / "graded.ipynb"))
     tests = {t.grade_id: (t.functions[0] if t.functions else "") for t in source.tests}
     (private / "job.json").write_text(json.dumps({"timeout": options.timeout, "tests": tests}))
-    shutil.copy(_HERE / "_nbrunner.py", private / "_nbrunner.py")
+    for script in ("_nbrunner.py", "_lazy_dynamo.py"):
+        shutil.copy(_HERE / script, private / script)
     import sys
 
     import cvloss_ref
@@ -544,6 +545,12 @@ def _cell_result(test: TestCell, run_cell, verdict: Verdict) -> CellResult:
     )
 
 
+def _tagged(tag: str | None, fn, *args):
+    """``fn(*args)`` with this thread's sandboxes in batch ``tag``."""
+    with batch_tag(tag):
+        return fn(*args)
+
+
 def _grade_notebook(
     source: SourceNotebook, folder: Path, options: Options, flags: list[str]
 ) -> NotebookResult:
@@ -561,8 +568,15 @@ def _grade_notebook(
         verify_dir.mkdir()
         # A private copy of the submission for the notebook run.
         shutil.copy(folder / f"{source.name}.ipynb", notebook_dir / "submitted.ipynb")
-        run = _run_notebook(source, solutions, notebook_dir, options, seed)
-        verdicts, notes = _verify(source, solutions, verify_dir, options, seed + 1)
+        # The two sandboxes are independent: the verification runs beside the notebook
+        # run (the batch's tag goes with it, so that stopping the batch kills both).
+        tag = current_batch_tag()
+        with cf.ThreadPoolExecutor(1, thread_name_prefix="cvloss-verify") as pool:
+            verifying = pool.submit(
+                _tagged, tag, _verify, source, solutions, verify_dir, options, seed + 1
+            )
+            run = _run_notebook(source, solutions, notebook_dir, options, seed)
+            verdicts, notes = verifying.result()
     flags.extend(_run_flags(run))
     flags.extend(notes)
     out = NotebookResult(max_score=source.max_score, outputs=run.get("outputs", {}))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 import selectors
 import shutil
 import struct
@@ -37,6 +38,18 @@ _HERE = Path(__file__).resolve().parent
 
 class RemoteError(RuntimeError):
     """The student's function failed in the sandbox (the message says how)."""
+
+
+def _copy_afresh(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new file ``target`` in a sandbox's folder.  The last process
+    there may have replaced ``target`` (by a symbolic link to a file of the grader's, which
+    a plain copy would write through): it is removed first, and never followed."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    target.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(target, flags, 0o644), "wb") as file:
+        file.write(source.read_bytes())
 
 
 class Verifier:
@@ -83,7 +96,8 @@ class Verifier:
     # ------------------------------------------------------------------ process
     def _spawn(self) -> None:
         self.close()
-        shutil.copy(_HERE / "_verifier.py", self.private_dir / "_verifier.py")
+        for script in ("_verifier.py", "_lazy_dynamo.py"):
+            _copy_afresh(_HERE / script, self.private_dir / script)
         self.sandbox = Sandbox(
             [self.python, "-I", "_verifier.py"],
             self.private_dir,

@@ -260,6 +260,11 @@ def batch_tag(tag: str | None):
         _BATCH.tag = previous
 
 
+def current_batch_tag() -> str | None:
+    """The batch this thread's sandboxes belong to (:func:`batch_tag`), if any."""
+    return getattr(_BATCH, "tag", None)
+
+
 def stop_batch(tag: str) -> int:
     """Kill every live sandbox of batch ``tag`` in this process, and refuse to start new
     ones for it; returns how many were killed."""
@@ -301,7 +306,7 @@ class Sandbox:
         self.stderr_path = stderr_path
         self.proc: subprocess.Popen | None = None
         self.log: LogPump | None = None
-        self.tag = getattr(_BATCH, "tag", None)
+        self.tag = current_batch_tag()
 
     @property
     def log_dropped(self) -> int:
