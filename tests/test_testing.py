@@ -415,3 +415,37 @@ def test_list_inputs_rejects_in_place_modification_of_a_layer(toy_layers):
 
     with pytest.raises(AssertionError, match="changed one of its inputs in place"):
         assert_loss_matches(in_place, "toy_layers_loss")
+
+
+def test_the_reference_on_meta_is_memoised_by_shapes_dtypes_and_arguments(monkeypatch):
+    monkeypatch.setattr(testing, "_META_SHAPES", testing.OrderedDict())
+    calls = []
+
+    def reference(x, target, reduction="mean", scale=1.0):
+        calls.append((tuple(x.shape), reduction))
+        if scale < 0:
+            raise RuntimeError("needs values")
+        return _reduce(F.mse_loss(x, target, reduction="none") * scale, reduction)
+
+    def meta(*shape, dtype=torch.float32):
+        return torch.empty(*shape, device="meta", dtype=dtype)
+
+    on_meta = testing._reference_on_meta
+    assert on_meta(reference, [meta(4, 3), meta(4, 3)], {}) == torch.Size([])
+    assert on_meta(reference, [meta(4, 3), meta(4, 3)], {}) == torch.Size([])
+    assert len(calls) == 1  # the second call came from the memo
+    # Every argument that can change the shape is part of the key.
+    assert on_meta(reference, [meta(4, 3), meta(4, 3)], {"reduction": "none"}) == (4, 3)
+    assert on_meta(reference, [meta(5, 3), meta(5, 3)], {"reduction": "none"}) == (5, 3)
+    assert on_meta(reference, [meta(4, 3, dtype=torch.float64)] * 2, {}) == torch.Size([])
+    assert len(calls) == 4
+    # A reference that needs values is remembered as such; -0.0 and 0.0 stay apart.
+    assert on_meta(reference, [meta(2), meta(2)], {"scale": -1.0}) is None
+    assert on_meta(reference, [meta(2), meta(2)], {"scale": -1.0}) is None
+    assert on_meta(reference, [meta(2), meta(2)], {"scale": -0.0}) == torch.Size([])
+    assert len(calls) == 6
+    # What the key cannot describe (a callable argument) is computed every time.
+    assert on_meta(reference, [meta(2), meta(2)], {"scale": 1.0, "hook": print}) is None
+    assert on_meta(reference, [meta(2), meta(2)], {"scale": 1.0, "hook": print}) is None
+    assert len(calls) == 6  # reference(hook=...) raised TypeError before recording
+    assert len(testing._META_SHAPES) == 6
