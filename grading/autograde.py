@@ -898,7 +898,8 @@ def autograde(
         skipped.extend(s for s, _ in batch if s in results)
     if not todo:
         return [results[s] for s, _ in batch]
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    # Each submission runs its notebook and its verification side by side: two processes.
+    jobs = max(1, jobs or (os.cpu_count() or 2) // 2)
     waiting: list[tuple[SubmissionResult, Path]] = []  # graded before the canary passed
     graded = 0
     canary_passed = False

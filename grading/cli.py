@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "-j",
         type=int,
         default=None,
-        help="parallel submissions (default: the number of CPUs)",
+        help="parallel submissions (default: half the CPUs: each runs two sandboxes at once)",
     )
     p.add_argument(
         "--timeout",
