@@ -5,14 +5,14 @@ cells there.  :class:`RemoteFunction` looks like the student's function to
 ``cvloss_ref.testing.check_loss``, which therefore runs *unchanged, in the grader's own
 process*: it draws the inputs (from a seed chosen at grading time), sends them to the
 sandbox, receives the output, and back-propagates through it with a custom autograd
-function whose backward asks the sandbox for the gradients.  Replies are loaded with
-``torch.load(weights_only=True)`` (never unpickled) and checked for type and shape.
+function whose backward asks the sandbox for the gradients.  Replies are read with
+``_verifier.decode`` (JSON and raw tensor bytes, or ``torch.load(weights_only=True)``:
+never unpickled) and checked for type and shape.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
 import os
 import selectors
 import shutil
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ._verifier import PRINT_CAP_VARIABLE
+from ._verifier import PRINT_CAP_VARIABLE, decode, encode
 from .sandbox import Limits, Sandbox
 
 MAX_REPLY = 64 * 1024**2  # bytes of one reply from the sandbox
@@ -170,9 +170,7 @@ class Verifier:
         if self.sandbox is None or self.sandbox.proc is None:
             raise RemoteError(self.dead_reason or "the verification process is not running")
         proc = self.sandbox.proc
-        buffer = io.BytesIO()
-        torch.save(message, buffer)
-        data = buffer.getvalue()
+        data = encode(message)
         try:
             proc.stdin.write(struct.pack(">Q", len(data)) + data)
             proc.stdin.flush()
@@ -185,7 +183,7 @@ class Verifier:
             raise self._die("your function's output is too large")
         payload = self._read(proc, size, deadline)
         try:
-            reply = torch.load(io.BytesIO(payload), weights_only=True)
+            reply = decode(payload)
         except Exception:
             raise self._die("the verification process sent an unreadable reply") from None
         if not isinstance(reply, dict):
