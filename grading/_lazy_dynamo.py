@@ -14,7 +14,8 @@ and caches torch's own disabled function exactly as torch would (so a notebook t
 ``torch.compile`` gets torch's behaviour from then on).
 
 If torch's structure differs (another version), nothing is changed: the processes are
-only slower.  ``tests/test_sandbox.py`` checks that a meta check leaves Dynamo unimported.
+only slower.  ``tests/test_lazy_dynamo.py`` checks that a meta check leaves Dynamo
+unimported.
 """
 
 
@@ -27,6 +28,8 @@ def _defer_dynamo_import() -> int:
     import torch
     import torch._compile
 
+    if "torch._dynamo" in sys.modules:
+        return 0
     probe = torch._compile._disable_dynamo(lambda: None)
     code = getattr(probe, "__code__", None)
     if code is None or set(code.co_freevars) != {"fn", "recursive"}:
@@ -46,8 +49,6 @@ def _defer_dynamo_import() -> int:
 
         return call
 
-    if "torch._dynamo" in sys.modules:
-        return 0
     count = 0
     for obj in gc.get_objects():
         if type(obj) is not types.FunctionType or obj.__code__ is not code:

@@ -383,8 +383,7 @@ def decode(payload: bytes):
         if tag == "T" and type(body) is list and len(body) == 4 and body[0] in _DTYPES:
             dtype, shape, start, length = _DTYPES[body[0]], shape_of(body[1]), body[2], body[3]
             numel = math.prod(shape)
-            itemsize = torch.empty((), dtype=dtype).element_size()
-            if type(start) is not int or start < 0 or length != numel * itemsize:
+            if type(start) is not int or start < 0 or length != numel * dtype.itemsize:
                 raise ValueError("bad tensor")
             if start + length > len(data):
                 raise ValueError("truncated tensor")

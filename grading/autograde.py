@@ -38,6 +38,7 @@ from pathlib import Path
 
 import nbformat
 
+from ._verifier import LAZY_DYNAMO_FILE
 from .course import AUTOGRADED_DIR, SUBMITTED_DIR
 from .formgrader import outputs_of, placeholder_notebook, review_notebook, write_notebook
 from .notebooks import (
@@ -192,7 +193,7 @@ def _run_notebook(source, solutions, private: Path, options: Options, seed: int)
     nbformat.write(nb, str(private / "graded.ipynb"))
     tests = {t.grade_id: (t.functions[0] if t.functions else "") for t in source.tests}
     (private / "job.json").write_text(json.dumps({"timeout": options.timeout, "tests": tests}))
-    for script in ("_nbrunner.py", "_lazy_dynamo.py"):
+    for script in ("_nbrunner.py", LAZY_DYNAMO_FILE):
         shutil.copy(_HERE / script, private / script)
     import sys
 

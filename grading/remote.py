@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ._verifier import PRINT_CAP_VARIABLE, decode, encode
+from ._verifier import LAZY_DYNAMO_FILE, PRINT_CAP_VARIABLE, decode, encode
 from .sandbox import Limits, Sandbox
 
 MAX_REPLY = 64 * 1024**2  # bytes of one reply from the sandbox
@@ -96,7 +96,7 @@ class Verifier:
     # ------------------------------------------------------------------ process
     def _spawn(self) -> None:
         self.close()
-        for script in ("_verifier.py", "_lazy_dynamo.py"):
+        for script in ("_verifier.py", LAZY_DYNAMO_FILE):
             _copy_afresh(_HERE / script, self.private_dir / script)
         self.sandbox = Sandbox(
             [self.python, "-I", "_verifier.py"],
