@@ -122,18 +122,17 @@ def _logit_grid(dtype: torch.dtype) -> tuple[list[float], list[float]]:
     return logits, targets
 
 
-# "fast_scalar_log1p": the fast path as it runs where ATen's log1p kernel is scalar
-# (Kahan's form of log1p instead of log1p).
-FOCAL_PATHS = ["fast", "fast_scalar_log1p", "no_grad", "target_grad"]
+# "fast_log1p" and "fast_kahan": the fast path with each form of log(1 - s), whichever
+# this CPU computes faster (_fused._log1p_is_faster).
+FOCAL_PATHS = ["fast_log1p", "fast_kahan", "no_grad", "target_grad"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("path", FOCAL_PATHS)
 @pytest.mark.parametrize(("alpha", "gamma"), [(-1.0, 0.0), (0.25, 0.0), (0.25, 0.5), (0.25, 2.0)])
 def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma, monkeypatch):
-    if path == "fast_scalar_log1p":
-        monkeypatch.setattr(_fused, "_CPU_CAPABILITY", "DEFAULT")
-        assert not _fused._log1p_is_vectorised(torch.device("cpu"))
+    if path.startswith("fast_"):
+        monkeypatch.setitem(_fused._LOG1P_FASTER, dtype, path == "fast_log1p")
     logits, targets = _logit_grid(dtype)
     x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
     y = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
@@ -561,3 +560,21 @@ def test_pairwise_distances_are_accurate_at_near_zero_distances(dtype):
         diff = [_mp(u) - _mp(v) for u, v in zip(a.tolist(), b.tolist(), strict=True)]
         distances.append(float(mpmath.sqrt(mpmath.fsum(d * d for d in diff))))
     assert_accurate(torch.stack(got), distances, dtype, "distance")
+
+
+def test_the_faster_form_of_log1p_is_measured_once_per_dtype(monkeypatch):
+    monkeypatch.setattr(_fused, "_LOG1P_FASTER", {})
+    measured = []
+    real = _fused._measure_log1p
+    monkeypatch.setattr(
+        _fused, "_measure_log1p", lambda dtype: measured.append(dtype) or real(dtype)
+    )
+    cpu = torch.device("cpu")
+    first = _fused._log1p_is_faster(cpu, torch.float32)
+    assert isinstance(first, bool)
+    assert _fused._log1p_is_faster(cpu, torch.float32) is first
+    _fused._log1p_is_faster(cpu, torch.float64)
+    assert measured == [torch.float32, torch.float64]
+    # A GPU (here: any device but the CPU) always takes log1p, unmeasured.
+    assert _fused._log1p_is_faster(torch.device("meta"), torch.float32) is True
+    assert len(measured) == 2
