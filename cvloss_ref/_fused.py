@@ -538,12 +538,13 @@ def _softmax_and_top(
 
 
 def _softmax_and_rest(
-    x: torch.Tensor, target: torch.Tensor, dim: int, in_place: bool = True
+    x: torch.Tensor, target: torch.Tensor, dim: int, in_place: bool = True, put_back: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""``(p, p_y, rest)``: :math:`p = \operatorname{softmax}(x)`, its entry at the class
     index ``target`` (class dimension kept) and :math:`R_y = \sum_{c \ne y} p_c`, summed
     over the other classes (never formed as :math:`1 - p_y`).  ``in_place=False``
-    leaves ``p`` untouched, for a backward that autograd records."""
+    leaves ``p`` untouched, for a backward that autograd records; ``put_back=False``
+    returns ``p`` with 0 at ``target``."""
     p = torch.softmax(x, dim)
     p_y = p.gather(dim, target)
     if not in_place:
@@ -552,7 +553,8 @@ def _softmax_and_rest(
     # tensor costs as much as the sum.  (A tensor of zeros: scatter_ with a number is
     # twice as slow on a CPU.)
     rest = p.scatter_(dim, target, torch.zeros_like(p_y)).sum(dim, keepdim=True)
-    p.scatter_(dim, target, p_y)
+    if put_back:
+        p.scatter_(dim, target, p_y)
     return p, p_y, rest
 
 
@@ -611,40 +613,40 @@ class _IndexCrossEntropy(torch.autograd.Function):
     :math:`\sum_i w_{y_i}` over the kept targets (0, with a zero gradient, where that
     is 0).  The forward is ATen's softmax kernel and one sum (two ``amax`` more with
     smoothing or an underflow, and a pass over :math:`m - x` with smoothing), and
-    saves :math:`p` (as ATen saves its log-softmax); the backward is one
-    multiplication and a scatter (and a subtraction with smoothing), where ATen's
-    recomputes the exponentials.  The reduction is done here, so that the backward
+    saves :math:`p` (as ATen saves its log-softmax); without class weights it saves
+    the gradient per unit upstream gradient instead, formed in :math:`p`'s buffer, so
+    that the backward is one multiplication (with class weights: a multiplication, a
+    scatter and a subtraction), where ATen's recomputes the exponentials.  The reduction is done here, so that the backward
     starts from a scalar.  Differentiable twice: under ``create_graph`` the backward
     recomputes :math:`p` from the saved logits with autograd watching.
     """
 
     @staticmethod
     def forward(ctx: Any, x, target, kept, weight, epsilon, dim, reduction):
-        p, p_y, rest = _softmax_and_rest(x, target, dim)
+        # Without class weights p keeps 0 at y (see _unweighted below).
+        p, p_y, rest = _softmax_and_rest(x, target, dim, put_back=weight is not None)
         nll = torch.log1p(rest / p_y)  # -log p_y, see the docstring
-        if epsilon or _may_underflow(p_y):
-            top = x.amax(dim, keepdim=True)
-            # log p_k = -log sum_c e^{x_c - m}, to a few ulps of 1.
-            log_top = p.amax(dim, keepdim=True).log_()
-            lse_nll = (top - x.gather(dim, target)).sub_(log_top)
-            confident = p_y >= (0.5 if epsilon else _TINY[p.dtype])
-            nll = torch.where(confident, nll, lse_nll)
-        w_y = None if weight is None else weight[target]
-        loss = nll if w_y is None else w_y * nll
-        if epsilon:
-            num_classes = x.shape[dim]
-            # L = -log p_k: to a few ulps of itself where y is the largest logit.
-            log_norm = torch.where(confident, nll, log_top.neg_())
-            # sum_c w_c (-log p_c) = sum_c w_c (m - x_c) + W L: non-negative terms.
-            gaps = top - x
-            if weight is None:
-                spread = gaps.sum(dim, keepdim=True).add_(log_norm, alpha=num_classes)
-            else:
-                spread = (gaps * _along(weight, x, dim)).sum(dim, keepdim=True)
+        if weight is None:
+            loss, p = _IndexCrossEntropy._unweighted(x, target, p, p_y, rest, nll, epsilon, dim)
+            p_y = rest = None  # p now holds the gradient: nothing else is needed
+        else:
+            if epsilon or _may_underflow(p_y):
+                top = x.amax(dim, keepdim=True)
+                # log p_k = -log sum_c e^{x_c - m}, to a few ulps of 1.
+                log_top = p.amax(dim, keepdim=True).log_()
+                lse_nll = (top - x.gather(dim, target)).sub_(log_top)
+                confident = p_y >= (0.5 if epsilon else _TINY[p.dtype])
+                nll = torch.where(confident, nll, lse_nll)
+            w_y = weight[target]
+            loss = w_y * nll
+            if epsilon:
+                # L = -log p_k: to a few ulps of itself where y is the largest logit.
+                log_norm = torch.where(confident, nll, log_top.neg_())
+                # sum_c w_c (-log p_c) = sum_c w_c (m - x_c) + W L: non-negative terms.
+                spread = ((top - x) * _along(weight, x, dim)).sum(dim, keepdim=True)
                 spread.addcmul_(log_norm, weight.sum())
-            del gaps
-            # (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c).
-            loss = spread.mul_(epsilon / num_classes).add_(loss, alpha=1 - epsilon)
+                # (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c).
+                loss = spread.mul_(epsilon / x.shape[dim]).add_(loss, alpha=1 - epsilon)
         # Ignored targets give 0, whatever their logits (as ATen's kernel); kept is
         # None when no target is ignored.
         if kept is not None:
@@ -657,7 +659,7 @@ class _IndexCrossEntropy(torch.autograd.Function):
             loss = loss.sum()
         elif weight is None and kept is None:
             ctx.count = max(loss.numel(), 1)  # a mean over nothing is 0 / 1
-            loss = loss.sum().div_(ctx.count)
+            loss = loss.mean() if loss.numel() else loss.sum()
         elif weight is None:
             # A count: when it is 0 the sum is 0 too, and 0 / 1 is the convention.
             denominator = kept.sum().clamp_min_(1)
@@ -670,6 +672,37 @@ class _IndexCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(x, p, p_y, rest, target, kept, weight, denominator)
         ctx.epsilon, ctx.dim, ctx.reduction = epsilon, dim, reduction
         return loss
+
+    @staticmethod
+    def _unweighted(x, target, p, p_y, rest, nll, epsilon, dim):
+        """The per-sample loss without class weights, and the gradient per unit
+        upstream gradient in ``p``'s buffer (``p`` arrives with 0 at ``y``), so that
+        the backward is one multiplication."""
+        if epsilon:
+            # With m = max_c x_c and L = -log max_c p_c, -log p_c = (m - x_c) + L: so
+            # (eps / C) sum_c -log p_c = (eps / C) sum_c (m - x_c) + eps L, and
+            # (1 - eps)(-log p_y) + eps L is -log p_y where p_y >= 1/2 (y is the top
+            # class, L = -log p_y) and (1 - eps)(m - x_y) + L elsewhere: sums of
+            # non-negative terms.
+            gaps = x.amax(dim, keepdim=True).sub(x)
+            log_norm = torch.maximum(p.amax(dim, keepdim=True), p_y).log_().neg_()
+            loss = torch.where(
+                p_y >= 0.5, nll, torch.add(log_norm, gaps.gather(dim, target), alpha=1 - epsilon)
+            ).add_(gaps.sum(dim, keepdim=True), alpha=epsilon / x.shape[dim])
+            del gaps
+        elif _may_underflow(p_y):
+            # (m - x_y) + L where p_y has lost its digits.
+            log_top = torch.maximum(p.amax(dim, keepdim=True), p_y).log_()
+            lse_nll = (x.amax(dim, keepdim=True) - x.gather(dim, target)).sub_(log_top)
+            loss = torch.where(p_y >= _TINY[p.dtype], nll, lse_nll)
+        else:
+            loss = nll
+        # (1 - eps)(p_c - [c = y]) + (eps / C)(C p_c - 1) = p_c - eps / C - (1 - eps)[c = y],
+        # with 1 - p_y = R_y: eps p_y - (1 - eps) R_y - eps / C at y.
+        if not epsilon:
+            return loss, p.scatter_(dim, target, rest.neg_())
+        y_value = torch.add(p_y * epsilon, rest, alpha=epsilon - 1)
+        return loss, p.scatter_(dim, target, y_value).sub_(epsilon / x.shape[dim])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
@@ -689,6 +722,9 @@ class _IndexCrossEntropy(torch.autograd.Function):
         # kernel: a NaN or infinite upstream gradient there is not multiplied by 0).
         scale = grad if kept is None else torch.where(kept, grad, 0.0)
         if weight is None:
+            if not recording:
+                # p holds the gradient per unit upstream gradient (see _unweighted).
+                return p * scale, *_NONE6
             # w = 1: (1 - eps)(p_c - [c = y]) + (eps / C)(C p_c - 1) = p_c - eps / C
             # - (1 - eps)[c = y], with 1 - p_y = R_y.
             grad_x = p * scale
