@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from . import _compile
+from ._numerics import log1p, log1p_is_faster
 from ._reduction import _REDUCTION_CODE, _reduce
 
 _FOUR_OVER_PI_SQUARED = 4.0 / math.pi**2
@@ -265,56 +266,10 @@ def box_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float) ->
 # -------------------------------------------------------------- sigmoid focal loss
 
 
-# Which form of log(1 - s) the CPU computes faster, per dtype: True for ``log1p``, False
-# for Kahan's form (see _log_of_larger); measured on first use (_measure_log1p).
-_LOG1P_FASTER: dict[torch.dtype, bool] = {}
-
-
-def _log1p_is_faster(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``log1p(-s)`` is the faster form of :math:`\log(1 - s)` on ``device``:
-    always on a GPU and inside ``torch.compile`` (which generates its own kernel); on a
-    CPU as measured once per dtype by :func:`_measure_log1p`."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
-        return True
-    faster = _LOG1P_FASTER.get(dtype)
-    if faster is None:
-        faster = _LOG1P_FASTER[dtype] = _measure_log1p(dtype)
-    return faster
-
-
-def _measure_log1p(dtype: torch.dtype, size: int = 8192, rounds: int = 5) -> bool:
-    """Whether ATen's ``log1p`` kernel on this CPU is not clearly slower than Kahan's
-    form (a ``log`` and five cheap passes): the best of ``rounds`` timings of each on
-    ``size`` elements, about a millisecond once per dtype.
-
-    No CPU feature predicts it.  Measured on one AMD EPYC (Zen 4, 100,000 elements):
-    with ATen's AVX-512 kernels, float32 ``log1p`` takes 0.88 ms and Kahan's form
-    0.18 ms, while float64 ``log1p`` takes 0.24 ms and Kahan's form 1.3 ms (its
-    ``log`` is the slow one there); with the AVX2 kernels ``log1p`` is the faster
-    in both dtypes (0.15 against 0.18 ms in float32).  Kahan's form is taken only
-    when it is more than 1.5 times as fast, a margin that timing noise does not
-    cross where the two differ by 5 times or by 1.2 times.  Both forms are
-    accurate to a few ulps (``tests/test_accuracy.py`` checks each against
-    360-digit arithmetic), so the choice changes the speed, not the accuracy.
-    """
-    import time
-
-    with torch.inference_mode():
-        s = torch.linspace(1e-6, 0.5, size, dtype=dtype)
-        s_bar = 1 - s
-        best = {True: math.inf, False: math.inf}
-        for _ in range(rounds):
-            for use_log1p in (True, False):
-                start = time.perf_counter()
-                _log_of_larger(s, s_bar, use_log1p)
-                best[use_log1p] = min(best[use_log1p], time.perf_counter() - start)
-    return best[False] * 1.5 > best[True]
-
-
 def _log_of_larger(p: torch.Tensor, p_bar: torch.Tensor, use_log1p: bool) -> torch.Tensor:
     r""":math:`\log(1 - s)` for :math:`s = \min(p, \bar p) \le 1/2` with
     :math:`p + \bar p = 1`, to a few ulps of itself: ``log1p(-s)`` with ``use_log1p``
-    (see :func:`_log1p_is_faster`), else Kahan's trick
+    (see :func:`cvloss_ref._numerics.log1p_is_faster`), else Kahan's trick
     :math:`\log(1 - s) = -s \log w / (w - 1)` with :math:`w = \max(p, \bar p)`, the
     computed :math:`1 - s`: :math:`w - 1` is exact, and :math:`\log w / (w - 1)` is a
     smooth function of :math:`w` near 1 whose limit 1 is taken where :math:`w` rounds
@@ -346,7 +301,7 @@ def _fused_sigmoid_focal(
       with :math:`\log(1 + e^{-|x|}) = -\log(1 - s)`,
       :math:`s = \min(p, \bar p) = e^{-|x|} / (1 + e^{-|x|}) \le 1/2`, by
       ``log1p`` or Kahan's form of it, whichever this machine computes faster (see
-      :func:`_log1p_is_faster`);
+      :func:`cvloss_ref._numerics.log1p_is_faster`);
 
     .. math::
 
@@ -367,7 +322,7 @@ def _fused_sigmoid_focal(
     p_bar = x.neg().sigmoid_()
     # log(1 + e^{-|x|}) = -log(1 - s), s = min(p, p_bar) <= 1/2.  Each buffer is
     # released or reused as soon as it is spent: peak memory.
-    minus_softplus_abs = _log_of_larger(p, p_bar, _log1p_is_faster(x.device, x.dtype))
+    minus_softplus_abs = _log_of_larger(p, p_bar, log1p_is_faster(x.device, x.dtype))
     # Binary cross entropy: softplus(x) - x y = max(x, 0) - x y + log(1 + e^{-|x|}).
     bce = torch.relu(x).addcmul_(x, y, value=-1).sub_(minus_softplus_abs)
     del minus_softplus_abs
@@ -473,7 +428,7 @@ class _SoftmaxFocalLoss(torch.autograd.Function):
         top, top_index = x.max(dim, keepdim=True)
         from_lse = (top - x.gather(dim, target)) - torch.log(p.gather(dim, top_index))
         confident = p_y >= 0.5
-        nll = torch.where(confident, torch.log1p(rest / torch.where(confident, p_y, 1.0)), from_lse)
+        nll = torch.where(confident, log1p(rest / torch.where(confident, p_y, 1.0)), from_lse)
         focus = rest.pow(gamma)  # 0 ** 0 = 1: gamma = 0 is the cross entropy
         ctx.save_for_backward(p, p_y, rest, nll, focus, target)
         ctx.gamma, ctx.dim = gamma, dim
@@ -533,7 +488,8 @@ def _softmax_and_top(
         p.scatter_(dim, top_index, p_top)
     else:
         rest = p.scatter(dim, top_index, 0.0).sum(dim, keepdim=True)
-    log_norm = torch.log1p(rest / p_top)
+    # (Kahan's form of log1p is not for a backward that autograd records.)
+    log_norm = log1p(rest / p_top) if in_place else torch.log1p(rest / p_top)
     return p, top, top_index, rest, log_norm
 
 
@@ -625,7 +581,7 @@ class _IndexCrossEntropy(torch.autograd.Function):
     def forward(ctx: Any, x, target, kept, weight, epsilon, dim, reduction):
         # Without class weights p keeps 0 at y (see _unweighted below).
         p, p_y, rest = _softmax_and_rest(x, target, dim, put_back=weight is not None)
-        nll = torch.log1p(rest / p_y)  # -log p_y, see the docstring
+        nll = log1p(rest / p_y)  # -log p_y, see the docstring
         if weight is None:
             loss, p = _IndexCrossEntropy._unweighted(x, target, p, p_y, rest, nll, epsilon, dim)
             p_y = rest = None  # p now holds the gradient: nothing else is needed

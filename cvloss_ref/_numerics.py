@@ -14,6 +14,10 @@ so that neither the value nor the gradient of the discarded branch is NaN, and n
 value is read back to the host (no ``if`` on a tensor).  The gradient at a
 discarded point is 0.
 
+**log1p.**  :func:`log1p` is ``torch.log1p`` or, on a CPU where ATen's ``log1p``
+kernel is clearly the slower, Kahan's form of it with a ``log``: measured once per dtype
+(:func:`log1p_is_faster`), since no CPU feature predicts which.
+
 **Widening.**  :func:`upcast` computes half precision (float16, bfloat16) in float32,
 where sums, squares, areas and Gram matrices neither overflow nor lose most of their
 digits; :func:`widen` adds torchvision's rule for integer boxes (8- and 16-bit
@@ -24,11 +28,16 @@ Private: the public API is the losses.  Imported by every family module.
 
 from __future__ import annotations
 
+import math
+import time
+
 import torch
 
 __all__ = [
     "FULL_PRECISION",
     "HALF_DTYPES",
+    "log1p",
+    "log1p_is_faster",
     "masked_mean",
     "safe_divide",
     "safe_log",
@@ -121,6 +130,74 @@ def safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
         return base.pow(exponent)
     positive = base > 0
     return torch.where(positive, torch.where(positive, base, 1.0).pow(exponent), 0.0)
+
+
+# ------------------------------------------------------------------------- log1p
+
+# Per dtype: whether ATen's log1p is the faster form of log(1 + z) on this CPU (True), or
+# Kahan's (False); measured on first use by _measure_log1p.
+_LOG1P_FASTER: dict[torch.dtype, bool] = {}
+
+
+def log1p_is_faster(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch.log1p`` is the form of :math:`\log(1 + z)` to run on ``device``:
+    always on a GPU, on meta tensors and inside ``torch.compile`` (which generates its
+    own kernel); on a CPU, as measured once per dtype by :func:`_measure_log1p`."""
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return True
+    faster = _LOG1P_FASTER.get(dtype)
+    if faster is None:
+        faster = _LOG1P_FASTER[dtype] = _measure_log1p(dtype)
+    return faster
+
+
+def _measure_log1p(dtype: torch.dtype, size: int = 8192, rounds: int = 5) -> bool:
+    """Whether ATen's ``log1p`` on this CPU is not clearly slower than
+    :func:`_kahan_log1p` (a ``log`` and six cheap passes): the best of ``rounds``
+    timings of each on ``size`` elements, about a millisecond, once per dtype.
+
+    No CPU feature predicts it.  Measured on one AMD EPYC (Zen 4), 100,000 elements:
+    with ATen's AVX-512 kernels float32 ``log1p`` takes 0.87 ms and ``log`` 0.10 ms
+    (Kahan's form 0.18 ms), while float64 ``log1p`` takes 0.24 ms and ``log`` 1.3 ms;
+    with its AVX2 kernels ``log1p`` is the faster in both dtypes (0.15 ms against
+    0.18 ms in float32).  Kahan's form is taken only when it is more than 1.5 times
+    as fast, a margin that timing noise does not cross where the two differ by 5
+    times or by 1.2 times.  Both forms are accurate to a few ulps
+    (``tests/test_accuracy.py`` checks each against 360-digit arithmetic), so the
+    choice changes the speed, not the accuracy.
+    """
+    # A fresh tensor that needs no gradient: nothing is recorded, even under torch.func.
+    z = torch.linspace(-0.5, 2.0, size, dtype=dtype)
+    best = {True: math.inf, False: math.inf}
+    for _ in range(rounds):
+        for use_log1p in (True, False):
+            start = time.perf_counter()
+            torch.log1p(z) if use_log1p else _kahan_log1p(z)
+            best[use_log1p] = min(best[use_log1p], time.perf_counter() - start)
+    return best[False] * 1.5 > best[True]
+
+
+def _kahan_log1p(z: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 + z)` to a few ulps by Kahan's trick, with ``log`` alone:
+    :math:`u = 1 + z` rounded, then :math:`z \log u / (u - 1)`, where :math:`u - 1` is
+    the exact difference of the rounded :math:`u` and 1, so that the rounding of
+    :math:`u` cancels between :math:`\log u` and :math:`u - 1`; :math:`z` itself where
+    :math:`u` rounds to 1.  NaN below -1 (as ``log1p``) and at :math:`+\infty` (where
+    ``log1p`` gives :math:`+\infty`)."""
+    u = z + 1
+    kahan = u.log().mul_(z).div_(u - 1)
+    return torch.where(u != 1, kahan, z)
+
+
+def log1p(z: torch.Tensor) -> torch.Tensor:
+    """:math:`\log(1 + z)` for finite :math:`z \ge -1`, to a few ulps: ``torch.log1p``,
+    or on a CPU where that kernel is clearly the slower (:func:`log1p_is_faster`),
+    :func:`_kahan_log1p`.  Not for tensors that autograd differentiates through: the
+    callers run it inside hand-written backwards or for values whose gradient comes
+    from elsewhere."""
+    if log1p_is_faster(z.device, z.dtype):
+        return torch.log1p(z)
+    return _kahan_log1p(z)
 
 
 # ------------------------------------------------------------------------- means

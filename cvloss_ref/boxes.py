@@ -49,7 +49,7 @@ from typing import NamedTuple
 import torch
 
 from . import _fused
-from ._numerics import safe_divide, safe_pow, widen, with_gradient_of
+from ._numerics import log1p, safe_divide, safe_pow, widen, with_gradient_of
 from ._numerics import upcast as _upcast
 from ._reduction import _check_reduction, _reduce
 from ._validation import (
@@ -631,7 +631,7 @@ def iou_loss(
     # (the value; the gradient is the plain form's, the same function).
     above = terms.iou > eps
     ratio = terms.iou_gap / torch.where(above, terms.iou, 1.0)
-    loss = with_gradient_of(torch.where(above, torch.log1p(ratio), clamped), clamped)
+    loss = with_gradient_of(torch.where(above, log1p(ratio), clamped), clamped)
     return _finish(loss, reduction, out_dtype)
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _fused
-from ._numerics import FULL_PRECISION, safe_log, weighted_mean
+from ._numerics import FULL_PRECISION, log1p, safe_log, weighted_mean
 from ._numerics import upcast as _upcast
 from ._reduction import _REDUCTION_CODE, _check_reduction, _reduce
 from ._validation import (
@@ -505,7 +505,7 @@ class _ClampedBinaryCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_p = torch.log(probs).clamp_min(_BCE_LOG_CLAMP)
-        log_1mp = torch.log1p(-probs).clamp_min(_BCE_LOG_CLAMP)
+        log_1mp = log1p(-probs).clamp_min(_BCE_LOG_CLAMP)
         # Same arithmetic as ATen's CPU kernel: (y - 1) log(1 - p) - y log p.
         return (target - 1) * log_1mp - target * log_p
 
@@ -527,7 +527,7 @@ class _ClampedBinaryCrossEntropy(torch.autograd.Function):
             # The derivative of the clamped forward: finite at p = 0 and 1 (PyTorch's
             # target gradient, -logit(p), is infinite there).
             log_p = torch.log(probs).clamp_min(_BCE_LOG_CLAMP)
-            log_1mp = torch.log1p(-probs).clamp_min(_BCE_LOG_CLAMP)
+            log_1mp = log1p(-probs).clamp_min(_BCE_LOG_CLAMP)
             grad_target = grad * (log_1mp - log_p)
         return grad_probs, grad_target
 

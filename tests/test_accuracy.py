@@ -21,12 +21,14 @@ as an unexpected pass.
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import pytest
 import torch
 
 import cvloss_ref as cv
-from cvloss_ref import _fused, boxes
+from cvloss_ref import _fused, _numerics, boxes
 
 # 1 - p_y of a float64 logit of 700 is e^{-700}: the definitions are evaluated with
 # enough digits to hold it next to 1.
@@ -123,7 +125,7 @@ def _logit_grid(dtype: torch.dtype) -> tuple[list[float], list[float]]:
 
 
 # "fast_log1p" and "fast_kahan": the fast path with each form of log(1 - s), whichever
-# this CPU computes faster (_fused._log1p_is_faster).
+# this CPU computes faster (cvloss_ref._numerics.log1p_is_faster).
 FOCAL_PATHS = ["fast_log1p", "fast_kahan", "no_grad", "target_grad"]
 
 
@@ -132,7 +134,7 @@ FOCAL_PATHS = ["fast_log1p", "fast_kahan", "no_grad", "target_grad"]
 @pytest.mark.parametrize(("alpha", "gamma"), [(-1.0, 0.0), (0.25, 0.0), (0.25, 0.5), (0.25, 2.0)])
 def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma, monkeypatch):
     if path.startswith("fast_"):
-        monkeypatch.setitem(_fused._LOG1P_FASTER, dtype, path == "fast_log1p")
+        monkeypatch.setitem(_numerics._LOG1P_FASTER, dtype, path == "fast_log1p")
     logits, targets = _logit_grid(dtype)
     x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
     y = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
@@ -563,18 +565,34 @@ def test_pairwise_distances_are_accurate_at_near_zero_distances(dtype):
 
 
 def test_the_faster_form_of_log1p_is_measured_once_per_dtype(monkeypatch):
-    monkeypatch.setattr(_fused, "_LOG1P_FASTER", {})
+    monkeypatch.setattr(_numerics, "_LOG1P_FASTER", {})
     measured = []
-    real = _fused._measure_log1p
+    real = _numerics._measure_log1p
     monkeypatch.setattr(
-        _fused, "_measure_log1p", lambda dtype: measured.append(dtype) or real(dtype)
+        _numerics, "_measure_log1p", lambda dtype: measured.append(dtype) or real(dtype)
     )
     cpu = torch.device("cpu")
-    first = _fused._log1p_is_faster(cpu, torch.float32)
+    first = _numerics.log1p_is_faster(cpu, torch.float32)
     assert isinstance(first, bool)
-    assert _fused._log1p_is_faster(cpu, torch.float32) is first
-    _fused._log1p_is_faster(cpu, torch.float64)
+    assert _numerics.log1p_is_faster(cpu, torch.float32) is first
+    _numerics.log1p_is_faster(cpu, torch.float64)
     assert measured == [torch.float32, torch.float64]
     # A GPU (here: any device but the CPU) always takes log1p, unmeasured.
-    assert _fused._log1p_is_faster(torch.device("meta"), torch.float32) is True
+    assert _numerics.log1p_is_faster(torch.device("meta"), torch.float32) is True
     assert len(measured) == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("form", ["log1p", "kahan"])
+def test_both_forms_of_log1p_are_accurate(dtype, form, monkeypatch):
+    """log1p(z) of each form against 360-digit arithmetic, from z near -1 through tiny
+    and moderate z (where log(1 + z) would lose the digits) to large z."""
+    monkeypatch.setitem(_numerics._LOG1P_FASTER, dtype, form == "log1p")
+    tiny = torch.finfo(dtype).tiny
+    grid = [-1 + 2**-20, -0.75, -0.5, -1e-3, -3e-8, -tiny, 0.0, tiny, 1e-30, 3e-8, 1e-7,
+            1e-5, 1e-3, 0.1, 0.5, 1.0, 3.0, 1e3, 1e20]
+    z = torch.tensor(grid, dtype=dtype)
+    exact = [float(mpmath.log1p(mpmath.mpf(v))) for v in z.tolist()]
+    assert_accurate(_numerics.log1p(z), exact, dtype, f"{form} log1p")
+    assert _numerics.log1p(torch.tensor([-1.0], dtype=dtype)).item() == -math.inf
+    assert _numerics.log1p(torch.tensor([-2.0, math.nan], dtype=dtype)).isnan().all()
