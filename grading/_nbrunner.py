@@ -7,8 +7,9 @@ not the displayed traceback (replacing IPython's traceback display changes nothi
 a short error text.  A kernel that dies is restarted: the cells that had succeeded
 before are run again and grading goes on with the next test cell.  After a timeout the
 other test cells of the same function are skipped.  The executed notebook is written to
-``executed.ipynb`` along with ``result.json`` (the grader takes only its outputs, see
-:func:`grading.formgrader.outputs_of`).
+``executed.ipynb`` every :data:`NOTEBOOK_SAVE_S` seconds and at the end (the grader takes
+only its outputs, see :func:`grading.formgrader.outputs_of`).  The kernel is killed, not
+shut down gracefully, when the run ends or restarts it.
 
 Output is truncated, never fatal: the kernel drops, cheaply, what a cell prints beyond
 :data:`CELL_OUTPUT_CHARS` (so that a flood neither slows the cell into its time limit nor
@@ -21,8 +22,10 @@ which cells were cut (``output_truncated``, ``truncated_cells``) and how much wa
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 # jsonschema (under nbformat) imports rfc3987_syntax, when installed, for its IRI format
@@ -35,6 +38,8 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
 OUTPUT_CAP = 200_000  # characters of output kept per notebook
+#: Seconds between two writes of the executed notebook (``result.json``: every cell).
+NOTEBOOK_SAVE_S = 2.0
 #: Characters a cell may print (stdout and stderr) before the kernel drops the rest (a
 #: fraction of the notebook's, so that one flood leaves room for the other cells' output).
 CELL_OUTPUT_CHARS = OUTPUT_CAP // 4
@@ -204,12 +209,19 @@ def main() -> None:
     budget = _OutputBudget()
     kernel_cap = _write_kernel_cap()
 
-    def save() -> None:
+    notebook_saved = [-math.inf]  # when executed.ipynb was last written
+
+    def save(final: bool = False) -> None:
         with open("result.tmp", "w", encoding="utf-8") as file:
             json.dump(result, file)
         os.replace("result.tmp", "result.json")
-        nbformat.write(nb, "executed.tmp")
-        os.replace("executed.tmp", "executed.ipynb")
+        # The executed notebook (validated and serialised whole: about 8 ms for an
+        # assignment) at most every NOTEBOOK_SAVE_S, and at the end: a run killed at its
+        # time limit loses at most that much of its outputs, never its results.
+        if final or time.monotonic() - notebook_saved[0] >= NOTEBOOK_SAVE_S:
+            nbformat.write(nb, "executed.tmp")
+            os.replace("executed.tmp", "executed.ipynb")
+            notebook_saved[0] = time.monotonic()
 
     succeeded: list[int] = []  # indices of non-test code cells that ran without error
     timed_out: set[str] = set()
@@ -224,6 +236,10 @@ def main() -> None:
             kernel_name="python3",
             allow_errors=True,
             record_timing=False,
+            # Killed, not asked to shut down: nothing of the kernel is kept, and a
+            # graceful shutdown waits about a second for an idle kernel (five seconds,
+            # then a kill, for one stuck in a loop after a timeout).
+            shutdown_kernel="immediate",
             extra_arguments=[
                 f"--IPKernelApp.exec_files={kernel_cap}",
                 f"--IPKernelApp.exec_files={os.path.abspath(LAZY_DYNAMO_FILE)}",
@@ -290,7 +306,7 @@ def main() -> None:
         save()
     stop()
     result["finished"] = True
-    save()
+    save(final=True)
 
 
 if __name__ == "__main__":
