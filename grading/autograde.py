@@ -767,10 +767,12 @@ def _worker_init(scratch: str | None = None) -> None:
 
 
 class LocalEngine:
-    """Submissions graded by a pool of ``jobs`` worker processes on this machine."""
+    """Submissions graded by a pool of ``jobs`` worker processes on this machine: fresh
+    Pythons (``spawn``), or forks of the fork server (``forkserver``, see
+    :func:`grading.cli.start_fork_server`)."""
 
-    def __init__(self, jobs: int) -> None:
-        context = multiprocessing.get_context("spawn")
+    def __init__(self, jobs: int, start_method: str = "spawn") -> None:
+        context = multiprocessing.get_context(start_method)
         #: The workers' temporary folders (a submission's copies and sandboxes' files),
         #: removed by :meth:`stop` and :meth:`close`: a killed worker cleans nothing up.
         self.scratch = tempfile.mkdtemp(prefix="cvloss-batch-")
@@ -856,6 +858,7 @@ def autograde(
     force: bool = False,
     engine=None,
     skipped: list[str] | None = None,
+    start_method: str = "spawn",
 ) -> list[SubmissionResult]:
     """Grade every submission of ``assignment``; returns the results, in student order.
 
@@ -870,8 +873,9 @@ def autograde(
     nothing is left to grade, neither is the canary.  Ctrl-C ends the workers and their
     sandboxes at once and raises :class:`Interrupted`; what finished before was recorded.
 
-    ``engine`` grades the submissions: a :class:`LocalEngine` of ``jobs`` processes by
-    default, or a :class:`grading.engine_dask.DaskEngine` (a Dask cluster).  The students
+    ``engine`` grades the submissions: a :class:`LocalEngine` of ``jobs`` processes
+    started by ``start_method`` by default, or a
+    :class:`grading.engine_dask.DaskEngine` (a Dask cluster).  The students
     not graded again are appended to ``skipped``.
     """
     from tqdm import tqdm
@@ -922,7 +926,7 @@ def autograde(
         results[result.student] = result
         graded += 1
 
-    engine = engine or LocalEngine(min(jobs, len(todo) + 1))
+    engine = engine or LocalEngine(min(jobs, len(todo) + 1), start_method)
     with (
         tempfile.TemporaryDirectory(prefix="cvloss-canary-") as canary_dir,
         _Deferred() as deferred,

@@ -27,6 +27,34 @@ SIMILARITY_FOLDER = "similarity"
 COPIES_HEADING = "possible copies"
 
 
+#: The modules a local worker needs, imported once by the fork server (see
+#: :func:`start_fork_server`).
+WORKER_MODULES = ["grading.autograde"]
+
+
+def start_fork_server() -> bool:
+    """Start, now, the process that local workers are forked from (multiprocessing's
+    ``forkserver``), importing :data:`WORKER_MODULES` (torch among them, about 3 s).
+
+    ``python -m grading autograde`` calls it first, so that the server's imports run
+    beside the command's own instead of before the first worker can start, and every
+    worker of the batch is a fork of it, with nothing left to import.  The server is a
+    fresh Python that imports and forks, nothing else (no threads, no torch operation:
+    safe to fork), with the command's environment; it exits with the command, and the
+    workers with it (``--die-with-parent``).  Not for callers that change the grading
+    folders or the environment between batches of one process (tests): their workers
+    would read the server's; :class:`grading.autograde.LocalEngine` spawns fresh ones
+    unless told.  False if the server could not start (then workers are spawned)."""
+    import multiprocessing.forkserver  # light: no grading module is imported here
+
+    try:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
+        multiprocessing.forkserver.ensure_running()
+    except (OSError, ValueError):  # e.g. no socket: the workers are spawned instead
+        return False
+    return True
+
+
 def _assignment(name: str) -> str:
     if name not in existing_assignments():
         known = ", ".join(existing_assignments())
@@ -201,6 +229,9 @@ def _check_db(args: argparse.Namespace) -> str | None:
 
 
 def _autograde(args: argparse.Namespace) -> int:
+    scheduler = args.scheduler or os.environ.get("CVLOSS_DASK_SCHEDULER")
+    # Before anything else, so that the server's imports run beside this process's.
+    forked = not scheduler and start_fork_server()
     from .autograde import BatchFailed, CanaryFailed, Interrupted, Options, autograde, table
     from .sandbox import SandboxUnavailable, require_sandbox
 
@@ -214,7 +245,6 @@ def _autograde(args: argparse.Namespace) -> int:
         return _fail("--jobs must be at least 1")
     options = Options(timeout=args.timeout, unsafe=args.unsafe_no_sandbox)
     engine = None
-    scheduler = args.scheduler or os.environ.get("CVLOSS_DASK_SCHEDULER")
     if scheduler:
         from .engine_dask import ClusterUnavailable, DaskEngine
 
@@ -236,6 +266,7 @@ def _autograde(args: argparse.Namespace) -> int:
             force=args.force,
             engine=engine,
             skipped=skipped,
+            start_method="forkserver" if forked else "spawn",
         )
     except CanaryFailed as error:
         return _fail(str(error))
