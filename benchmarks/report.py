@@ -82,18 +82,21 @@ def grading_block(run: dict) -> str:
         f"`python -m grading.bench` measured on {run['machine']}, grading {batch} honest "
         f"`{run['assignment']}` submissions (and the canary) per run:",
         "",
-        "| engine | workers | batch (s) | per submission (s) | speed-up over 1 | "
-        "1,000 submissions (h) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| engine | workers | batch (s) | per submission (s) | one submission in its "
+        "worker (s, median) | speed-up over 1 | 1,000 submissions (h) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    in_worker = run.get("submission_seconds", {})
     for engine, times in run["seconds"].items():
         one = times.get("1")
         for workers, seconds in sorted(times.items(), key=lambda item: int(item[0])):
             per = seconds / batch
             speedup = f"{one / seconds:.2f}x" if one else "-"
+            each = in_worker.get(engine, {}).get(workers)
+            each_text = f"{each:.1f}" if each is not None else "-"
             lines.append(
                 f"| {names.get(engine, engine)} | {workers} | {seconds:.1f} | {per:.1f} "
-                f"| {speedup} | {per * 1000 / 3600:.1f} |"
+                f"| {each_text} | {speedup} | {per * 1000 / 3600:.1f} |"
             )
     return "\n".join(lines)
 

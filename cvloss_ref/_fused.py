@@ -572,9 +572,10 @@ class _IndexCrossEntropy(torch.autograd.Function):
     saves :math:`p` (as ATen saves its log-softmax); without class weights it saves
     the gradient per unit upstream gradient instead, formed in :math:`p`'s buffer, so
     that the backward is one multiplication (with class weights: a multiplication, a
-    scatter and a subtraction), where ATen's recomputes the exponentials.  The reduction is done here, so that the backward
-    starts from a scalar.  Differentiable twice: under ``create_graph`` the backward
-    recomputes :math:`p` from the saved logits with autograd watching.
+    scatter and a subtraction), where ATen's recomputes the exponentials.  The reduction
+    is done here, so that the backward starts from a scalar.  Differentiable twice:
+    under ``create_graph`` the backward recomputes :math:`p` from the saved logits with
+    autograd watching.
     """
 
     @staticmethod

@@ -140,7 +140,7 @@ _LOG1P_FASTER: dict[torch.dtype, bool] = {}
 
 
 def log1p_is_faster(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``torch.log1p`` is the form of :math:`\log(1 + z)` to run on ``device``:
+    r"""Whether ``torch.log1p`` is the form of :math:`\log(1 + z)` to run on ``device``:
     always on a GPU, on meta tensors and inside ``torch.compile`` (which generates its
     own kernel); on a CPU, as measured once per dtype by :func:`_measure_log1p`."""
     if device.type != "cpu" or torch.compiler.is_compiling():
@@ -190,7 +190,7 @@ def _kahan_log1p(z: torch.Tensor) -> torch.Tensor:
 
 
 def log1p(z: torch.Tensor) -> torch.Tensor:
-    """:math:`\log(1 + z)` for finite :math:`z \ge -1`, to a few ulps: ``torch.log1p``,
+    r""":math:`\log(1 + z)` for finite :math:`z \ge -1`, to a few ulps: ``torch.log1p``,
     or on a CPU where that kernel is clearly the slower (:func:`log1p_is_faster`),
     :func:`_kahan_log1p`.  Not for tensors that autograd differentiates through: the
     callers run it inside hand-written backwards or for values whose gradient comes

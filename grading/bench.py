@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,8 +91,11 @@ def local_cluster(workers: int, folder: Path):
         log.close()
 
 
-def run_one(engine: str, workers: int, batch: int) -> float:
-    """Seconds to grade ``batch`` honest submissions with ``workers`` workers of ``engine``."""
+def run_one(engine: str, workers: int, batch: int) -> tuple[float, float]:
+    """Seconds to grade ``batch`` honest submissions with ``workers`` workers of ``engine``,
+    and the median of the seconds each submission took in its worker (``results.json``:
+    from its notebook's copy to its verdicts, the command's start-up and the canary
+    left out)."""
     name, text = submission(ASSIGNMENT)
     with tempfile.TemporaryDirectory(prefix="cvloss-bench-") as tmp:
         folder = Path(tmp)
@@ -100,9 +104,15 @@ def run_one(engine: str, workers: int, batch: int) -> float:
             target.mkdir(parents=True)
             (target / name).write_text(text)
         if engine == "local":
-            return _grade(folder, ["--jobs", str(workers)])
-        with local_cluster(workers, folder) as address:
-            return _grade(folder, ["--scheduler", address])
+            took = _grade(folder, ["--jobs", str(workers)])
+        else:
+            with local_cluster(workers, folder) as address:
+                took = _grade(folder, ["--scheduler", address])
+        each = [
+            json.loads(path.read_text())["seconds"]
+            for path in folder.glob(f"autograded/*/{ASSIGNMENT}/results.json")
+        ]
+        return took, statistics.median(each)
 
 
 def _machine() -> str:
@@ -123,12 +133,15 @@ def _machine() -> str:
     )
 
 
-def line(engine: str, workers: int, seconds: float, batch: int, one: float | None) -> str:
-    """One printed line of the table (``one``: the same engine's time with one worker)."""
+def line(
+    engine: str, workers: int, seconds: float, batch: int, one: float | None, each: float
+) -> str:
+    """One printed line of the table (``one``: the same engine's time with one worker;
+    ``each``: the median submission's own seconds in its worker)."""
     per = seconds / batch
     text = (
-        f"{engine} x{workers}: {seconds:.1f} s for {batch} submissions ({per:.1f} s each; "
-        f"1,000 in {per * 1000 / 3600:.1f} h)"
+        f"{engine} x{workers}: {seconds:.1f} s for {batch} submissions ({per:.1f} s each, "
+        f"{each:.1f} s in the worker; 1,000 in {per * 1000 / 3600:.1f} h)"
     )
     return text + (f", {one / seconds:.2f}x over one worker" if one and workers != 1 else "")
 
@@ -149,14 +162,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.batch < 1 or min(args.workers) < 1:
         parser.error(f"--batch and --workers must be >= 1, got {args.batch} and {args.workers}")
     seconds: dict[str, dict[str, float]] = {engine: {} for engine in args.engines}
+    in_worker: dict[str, dict[str, float]] = {engine: {} for engine in args.engines}
     machine = _machine()
     print(f"machine: {machine}", flush=True)
     for workers in args.workers:  # the engines alternate, so that drift hits both alike
         for engine in args.engines:
-            took = run_one(engine, workers, args.batch)
+            took, each = run_one(engine, workers, args.batch)
             seconds[engine][str(workers)] = took
-            print(line(engine, workers, took, args.batch, seconds[engine].get("1")), flush=True)
-    run = {"machine": machine, "assignment": ASSIGNMENT, "batch": args.batch, "seconds": seconds}
+            in_worker[engine][str(workers)] = each
+            one = seconds[engine].get("1")
+            print(line(engine, workers, took, args.batch, one, each), flush=True)
+    run = {
+        "machine": machine,
+        "assignment": ASSIGNMENT,
+        "batch": args.batch,
+        "seconds": seconds,
+        "submission_seconds": in_worker,
+    }
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
         args.save.write_text(json.dumps(run, indent=1) + "\n")

@@ -51,11 +51,14 @@ def test_bench_runs_on_the_smallest_batch_and_saves_what_the_readme_quotes(tmp_p
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
 
     saved = json.loads(saved_path.read_text())
-    assert set(saved) == {"machine", "assignment", "batch", "seconds"}
+    assert set(saved) == {"machine", "assignment", "batch", "seconds", "submission_seconds"}
     assert saved["assignment"] == "a02_classification" and saved["batch"] == 1
-    assert set(saved["seconds"]) == {"local", "dask"}
-    for times in saved["seconds"].values():
+    assert set(saved["seconds"]) == set(saved["submission_seconds"]) == {"local", "dask"}
+    for engine, times in saved["seconds"].items():
         assert set(times) == {"1", "2"} and all(seconds > 0 for seconds in times.values())
+        for workers, each in saved["submission_seconds"][engine].items():
+            # One submission's own time in its worker: part of the command's.
+            assert 0 < each < times[workers]
     assert re.fullmatch(
         r"a \d+-core .+ machine \(Python [\d.]+, torch \S+, (a|no) GPU\)", saved["machine"]
     )
@@ -67,21 +70,25 @@ def test_bench_runs_on_the_smallest_batch_and_saves_what_the_readme_quotes(tmp_p
         lines[1:], [("local", 1), ("dask", 1), ("local", 2), ("dask", 2)]
     ):
         took = saved["seconds"][engine][str(workers)]
+        each = saved["submission_seconds"][engine][str(workers)]
         found = re.fullmatch(
-            rf"{engine} x{workers}: {NUMBER} s for 1 submissions \({NUMBER} s each; "
-            rf"1,000 in {NUMBER} h\)(, (\d+\.\d\d)x over one worker)?",
+            rf"{engine} x{workers}: {NUMBER} s for 1 submissions \({NUMBER} s each, "
+            rf"{NUMBER} s in the worker; 1,000 in {NUMBER} h\)(, (\d+\.\d\d)x over one worker)?",
             text,
         )
         assert found and found[1] == found[2] == f"{took:.1f}", text
-        assert found[3] == f"{took * 1000 / 3600:.1f}", text
+        assert found[3] == f"{each:.1f}", text
+        assert found[4] == f"{took * 1000 / 3600:.1f}", text
         one = saved["seconds"][engine]["1"]
-        assert (found[5] is None) == (workers == 1), text
-        assert workers == 1 or found[5] == f"{one / took:.2f}", text
+        assert (found[6] is None) == (workers == 1), text
+        assert workers == 1 or found[6] == f"{one / took:.2f}", text
 
     block = _report_module().grading_block(saved)  # the README's generated table
     local_one = saved["seconds"]["local"]["1"]
+    local_each = saved["submission_seconds"]["local"]["1"]
     assert (
-        f"| local processes (`--jobs N`) | 1 | {local_one:.1f} | {local_one:.1f} | 1.00x |" in block
+        f"| local processes (`--jobs N`) | 1 | {local_one:.1f} | {local_one:.1f} "
+        f"| {local_each:.1f} | 1.00x |" in block
     )
     assert block.count("\n| Dask workers (`--scheduler`) |") == 2
 
