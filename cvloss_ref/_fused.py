@@ -322,7 +322,7 @@ def _fused_sigmoid_focal(
     p_bar = x.neg().sigmoid_()
     # log(1 + e^{-|x|}) = -log(1 - s), s = min(p, p_bar) <= 1/2.  Each buffer is
     # released or reused as soon as it is spent: peak memory.
-    minus_softplus_abs = _log_of_larger(p, p_bar, log1p_is_faster(x.device, x.dtype))
+    minus_softplus_abs = _log_of_larger(p, p_bar, log1p_is_faster(x))
     # Binary cross entropy: softplus(x) - x y = max(x, 0) - x y + log(1 + e^{-|x|}).
     bce = torch.relu(x).addcmul_(x, y, value=-1).sub_(minus_softplus_abs)
     del minus_softplus_abs

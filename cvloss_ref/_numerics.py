@@ -15,8 +15,9 @@ value is read back to the host (no ``if`` on a tensor).  The gradient at a
 discarded point is 0.
 
 **log1p.**  :func:`log1p` is ``torch.log1p`` or, on a CPU where ATen's ``log1p``
-kernel is clearly the slower, Kahan's form of it with a ``log``: measured once per dtype
-(:func:`log1p_is_faster`), since no CPU feature predicts which.
+kernel is clearly the slower, Kahan's form of it with a ``log`` (for tensors large enough
+that its extra kernels pay): measured once per dtype (:func:`log1p_is_faster`), since no
+CPU feature predicts which.
 
 **Widening.**  :func:`upcast` computes half precision (float16, bfloat16) in float32,
 where sums, squares, areas and Gram matrices neither overflow nor lose most of their
@@ -138,23 +139,29 @@ def safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
 # Kahan's (False); measured on first use by _measure_log1p.
 _LOG1P_FASTER: dict[torch.dtype, bool] = {}
 
+#: Below this many elements ``torch.log1p`` is taken without measuring: Kahan's form is
+#: six more kernels, whose fixed cost (a few microseconds each) outweighs what they save.
+KAHAN_MIN_ELEMENTS = 1 << 15
 
-def log1p_is_faster(device: torch.device, dtype: torch.dtype) -> bool:
-    r"""Whether ``torch.log1p`` is the form of :math:`\log(1 + z)` to run on ``device``:
-    always on a GPU, on meta tensors and inside ``torch.compile`` (which generates its
-    own kernel); on a CPU, as measured once per dtype by :func:`_measure_log1p`."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
+
+def log1p_is_faster(z: torch.Tensor) -> bool:
+    r"""Whether ``torch.log1p`` is the form of :math:`\log(1 + z)` to run on ``z``: always
+    on a GPU, on meta tensors, inside ``torch.compile`` (which generates its own kernel)
+    and below :data:`KAHAN_MIN_ELEMENTS` elements; otherwise as measured once per dtype
+    by :func:`_measure_log1p`."""
+    if z.device.type != "cpu" or z.numel() < KAHAN_MIN_ELEMENTS or torch.compiler.is_compiling():
         return True
-    faster = _LOG1P_FASTER.get(dtype)
+    faster = _LOG1P_FASTER.get(z.dtype)
     if faster is None:
-        faster = _LOG1P_FASTER[dtype] = _measure_log1p(dtype)
+        faster = _LOG1P_FASTER[z.dtype] = _measure_log1p(z.dtype)
     return faster
 
 
-def _measure_log1p(dtype: torch.dtype, size: int = 8192, rounds: int = 5) -> bool:
+def _measure_log1p(dtype: torch.dtype, size: int = 1 << 16, rounds: int = 5) -> bool:
     """Whether ATen's ``log1p`` on this CPU is not clearly slower than
     :func:`_kahan_log1p` (a ``log`` and six cheap passes): the best of ``rounds``
-    timings of each on ``size`` elements, about a millisecond, once per dtype.
+    timings of each on ``size`` elements (enough for the time per element to dominate
+    the kernels' fixed costs), a few milliseconds once per dtype.
 
     No CPU feature predicts it.  Measured on one AMD EPYC (Zen 4), 100,000 elements:
     with ATen's AVX-512 kernels float32 ``log1p`` takes 0.87 ms and ``log`` 0.10 ms
@@ -195,7 +202,7 @@ def log1p(z: torch.Tensor) -> torch.Tensor:
     :func:`_kahan_log1p`.  Not for tensors that autograd differentiates through: the
     callers run it inside hand-written backwards or for values whose gradient comes
     from elsewhere."""
-    if log1p_is_faster(z.device, z.dtype):
+    if log1p_is_faster(z):
         return torch.log1p(z)
     return _kahan_log1p(z)
 

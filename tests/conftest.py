@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+# Every family's cases registered in cvloss_ref._catalogue.CATALOGUE, whichever tests run:
+# cvloss_ref.testing imports them on its first check, and a test that reads the catalogue
+# first (run alone, or first on its xdist worker) would otherwise find it empty.
+import cvloss_ref.cases  # noqa: F401
 from tests._env import skip_unless_ci
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

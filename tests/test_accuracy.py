@@ -126,6 +126,14 @@ def _logit_grid(dtype: torch.dtype) -> tuple[list[float], list[float]]:
 
 # "fast_log1p" and "fast_kahan": the fast path with each form of log(1 - s), whichever
 # this CPU computes faster (cvloss_ref._numerics.log1p_is_faster).
+
+
+def _force_log1p_form(monkeypatch, dtype: torch.dtype, use_log1p: bool) -> None:
+    """Every CPU log1p of ``dtype`` in the package in one form, whatever its size."""
+    monkeypatch.setattr(_numerics, "KAHAN_MIN_ELEMENTS", 0)
+    monkeypatch.setitem(_numerics._LOG1P_FASTER, dtype, use_log1p)
+
+
 FOCAL_PATHS = ["fast_log1p", "fast_kahan", "no_grad", "target_grad"]
 
 
@@ -134,7 +142,7 @@ FOCAL_PATHS = ["fast_log1p", "fast_kahan", "no_grad", "target_grad"]
 @pytest.mark.parametrize(("alpha", "gamma"), [(-1.0, 0.0), (0.25, 0.0), (0.25, 0.5), (0.25, 2.0)])
 def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, gamma, monkeypatch):
     if path.startswith("fast_"):
-        monkeypatch.setitem(_numerics._LOG1P_FASTER, dtype, path == "fast_log1p")
+        _force_log1p_form(monkeypatch, dtype, path == "fast_log1p")
     logits, targets = _logit_grid(dtype)
     x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
     y = torch.tensor(targets, dtype=dtype, requires_grad=path == "target_grad")
@@ -571,14 +579,16 @@ def test_the_faster_form_of_log1p_is_measured_once_per_dtype(monkeypatch):
     monkeypatch.setattr(
         _numerics, "_measure_log1p", lambda dtype: measured.append(dtype) or real(dtype)
     )
-    cpu = torch.device("cpu")
-    first = _numerics.log1p_is_faster(cpu, torch.float32)
+    big = _numerics.KAHAN_MIN_ELEMENTS
+    first = _numerics.log1p_is_faster(torch.zeros(big))
     assert isinstance(first, bool)
-    assert _numerics.log1p_is_faster(cpu, torch.float32) is first
-    _numerics.log1p_is_faster(cpu, torch.float64)
+    assert _numerics.log1p_is_faster(torch.zeros(big)) is first
+    _numerics.log1p_is_faster(torch.zeros(big, dtype=torch.float64))
     assert measured == [torch.float32, torch.float64]
-    # A GPU (here: any device but the CPU) always takes log1p, unmeasured.
-    assert _numerics.log1p_is_faster(torch.device("meta"), torch.float32) is True
+    # Small tensors and a GPU (here: any device but the CPU) take log1p, unmeasured.
+    monkeypatch.setattr(_numerics, "_LOG1P_FASTER", {})
+    assert _numerics.log1p_is_faster(torch.zeros(big - 1)) is True
+    assert _numerics.log1p_is_faster(torch.zeros(big, device="meta")) is True
     assert len(measured) == 2
 
 
@@ -587,7 +597,10 @@ def test_the_faster_form_of_log1p_is_measured_once_per_dtype(monkeypatch):
 def test_both_forms_of_log1p_are_accurate(dtype, form, monkeypatch):
     """log1p(z) of each form against 360-digit arithmetic, from z near -1 through tiny
     and moderate z (where log(1 + z) would lose the digits) to large z."""
-    monkeypatch.setitem(_numerics._LOG1P_FASTER, dtype, form == "log1p")
+    _force_log1p_form(monkeypatch, dtype, form == "log1p")
+    kahan_calls = []
+    real_kahan = _numerics._kahan_log1p
+    monkeypatch.setattr(_numerics, "_kahan_log1p", lambda z: kahan_calls.append(1) or real_kahan(z))
     tiny = torch.finfo(dtype).tiny
     grid = [
         -1 + 2**-20,
@@ -615,3 +628,4 @@ def test_both_forms_of_log1p_are_accurate(dtype, form, monkeypatch):
     assert_accurate(_numerics.log1p(z), exact, dtype, f"{form} log1p")
     assert _numerics.log1p(torch.tensor([-1.0], dtype=dtype)).item() == -math.inf
     assert _numerics.log1p(torch.tensor([-2.0, math.nan], dtype=dtype)).isnan().all()
+    assert bool(kahan_calls) == (form == "kahan")  # the form under test is the one that ran
