@@ -38,6 +38,7 @@ __all__ = [
     "FULL_PRECISION",
     "HALF_DTYPES",
     "log1p",
+    "log1p_",
     "log1p_is_faster",
     "masked_mean",
     "safe_divide",
@@ -204,6 +205,15 @@ def log1p(z: torch.Tensor) -> torch.Tensor:
     from elsewhere."""
     if log1p_is_faster(z):
         return torch.log1p(z)
+    return _kahan_log1p(z)
+
+
+def log1p_(z: torch.Tensor) -> torch.Tensor:
+    """:func:`log1p` in ``z``'s buffer when the ``torch.log1p`` form is taken (a new
+    tensor with Kahan's form): for a ``z`` that is the caller's own and not needed
+    after."""
+    if log1p_is_faster(z):
+        return z.log1p_()
     return _kahan_log1p(z)
 
 

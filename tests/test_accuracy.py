@@ -157,12 +157,16 @@ def test_sigmoid_focal_loss_is_accurate_at_confident_logits(dtype, path, alpha, 
     assert_accurate(loss, [v for v, _ in exact], dtype, f"{path} value")
 
 
-BCE_PATHS = ["fast", "weighted", "no_grad"]
+BCE_PATHS = ["fast_log1p", "fast_kahan", "weighted", "no_grad"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("path", BCE_PATHS)
-def test_binary_cross_entropy_with_logits_is_accurate_at_confident_logits(dtype, path):
+def test_binary_cross_entropy_with_logits_is_accurate_at_confident_logits(
+    dtype, path, monkeypatch
+):
+    if path.startswith("fast_"):
+        _force_log1p_form(monkeypatch, dtype, path == "fast_log1p")
     logits, targets = _logit_grid(dtype)
     x = torch.tensor(logits, dtype=dtype, requires_grad=path != "no_grad")
     y = torch.tensor(targets, dtype=dtype)
@@ -626,6 +630,10 @@ def test_both_forms_of_log1p_are_accurate(dtype, form, monkeypatch):
     z = torch.tensor(grid, dtype=dtype)
     exact = [float(mpmath.log1p(mpmath.mpf(v))) for v in z.tolist()]
     assert_accurate(_numerics.log1p(z), exact, dtype, f"{form} log1p")
+    own = z.clone()
+    in_place = _numerics.log1p_(own)
+    assert_accurate(in_place, exact, dtype, f"{form} log1p_")
+    assert (in_place.data_ptr() == own.data_ptr()) == (form == "log1p")  # its buffer, if log1p
     assert _numerics.log1p(torch.tensor([-1.0], dtype=dtype)).item() == -math.inf
     assert _numerics.log1p(torch.tensor([-2.0, math.nan], dtype=dtype)).isnan().all()
     assert bool(kahan_calls) == (form == "kahan")  # the form under test is the one that ran
