@@ -631,8 +631,9 @@ def binary_cross_entropy_with_logits(
     :math:`\sigma(15) - 1 = -3.58 \cdot 10^{-7}`, and at :math:`x = -15, y = 0` the loss
     is :math:`3.06 \cdot 10^{-7}`, where PyTorch's :math:`(1 - y) x - \log\sigma(x)`
     cancels to 0.  Elsewhere the two agree to rounding.  Without ``weight`` and
-    ``pos_weight`` the loss runs on the kernels of :func:`sigmoid_focal_loss`
-    (``gamma=0``, no ``alpha``), faster than PyTorch's.
+    ``pos_weight`` the loss is the focal loss with ``gamma=0`` and no ``alpha``, which
+    runs on a kernel of its own (``cvloss_ref/_fused.py``: one sigmoid,
+    :math:`s = \sigma(-|x|)`, and terms of one sign), about as fast as PyTorch's.
 
     Args:
         logits: any shape ``(*)``, e.g. ``(N, C)`` for multi-label classification.
@@ -664,9 +665,10 @@ def binary_cross_entropy_with_logits(
         and _plain_pair(logits, target)
         and not _wants_values(validate)
     ):
-        # The common call, checked in about a microsecond: the focal loss's elementwise
-        # kernels with gamma = 0 and no alpha are exactly this loss, accurate at confident
-        # logits (ATen's kernel, (1 - y) x - logsigmoid(x), cancels there) and faster.
+        # The common call, checked in about a microsecond: the focal loss with gamma = 0
+        # and no alpha is exactly this loss; its dispatch point has a kernel for it,
+        # accurate at confident logits (ATen's kernel, (1 - y) x - logsigmoid(x), cancels
+        # there).
         return _sigmoid_focal_dispatch(logits, target, -1.0, 0.0, reduction)
     _check_floating(logits, "logits")
     _check_floating(target, "target")

@@ -162,9 +162,7 @@ BCE_PATHS = ["fast_log1p", "fast_kahan", "weighted", "no_grad"]
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("path", BCE_PATHS)
-def test_binary_cross_entropy_with_logits_is_accurate_at_confident_logits(
-    dtype, path, monkeypatch
-):
+def test_binary_cross_entropy_with_logits_is_accurate_at_confident_logits(dtype, path, monkeypatch):
     if path.startswith("fast_"):
         _force_log1p_form(monkeypatch, dtype, path == "fast_log1p")
     logits, targets = _logit_grid(dtype)
