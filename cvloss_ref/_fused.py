@@ -350,33 +350,6 @@ def _fused_sigmoid_focal(
     return loss, grad_x if weight is None else grad_x.mul_(weight)
 
 
-class _FusedSigmoidFocalLoss(torch.autograd.Function):
-    """Sigmoid focal loss with the hand-written gradient of :func:`_fused_sigmoid_focal`.
-
-    Differentiable once: the saved gradients are constants, so a double backward
-    raises instead of returning a silently wrong second derivative.
-
-    The reduction is done here too, so that the backward pass is one multiplication
-    by the upstream gradient (a scalar for ``"mean"`` and ``"sum"``).
-    """
-
-    @staticmethod
-    def forward(ctx, x, y, alpha, gamma, reduction):
-        loss, grad_x = _compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, True)
-        ctx.save_for_backward(grad_x)
-        ctx.reduction = reduction
-        return _reduce(loss, reduction)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss):
-        (grad_x,) = ctx.saved_tensors
-        if ctx.reduction == "mean":
-            # d mean / d loss_i = 1 / N; max(N, 1): an empty input has an empty gradient.
-            grad_loss = grad_loss / max(grad_x.numel(), 1)
-        return grad_x * grad_loss, None, None, None, None
-
-
 def _negated_bce_with_logits(
     x: torch.Tensor, y: torch.Tensor, with_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -400,8 +373,8 @@ def _negated_bce_with_logits(
     digits as :math:`s \to 0`), so the value keeps its relative accuracy at confident
     logits; for a hard target :math:`t \in \{-1, 0, 1\}` is exact, and the gradient is
     :math:`\pm s` or has magnitude at least :math:`1/2`: never :math:`1 - p` formed by
-    subtraction.  The signs are flipped by the caller, on the reduced value and the
-    upstream gradient (exact, and one pass less each)."""
+    subtraction.  The signs are flipped by :class:`_FusedSigmoidFocalLoss`, on the
+    reduced value and the upstream gradient (exact, and one pass less each)."""
     s = x.abs().neg_().sigmoid_()  # sigma(-|x|) <= 1/2
     sign = x.sign()
     t = torch.add(y, sign, alpha=-0.5).sub_(0.5)  # y - b
@@ -410,34 +383,51 @@ def _negated_bce_with_logits(
     return neg_loss, neg_grad
 
 
-class _FusedBCEWithLogits(torch.autograd.Function):
-    """Binary cross entropy with logits with the hand-written gradient of
-    :func:`_negated_bce_with_logits`, reduced here (the backward pass is one
-    multiplication).  Differentiable once, as :class:`_FusedSigmoidFocalLoss`."""
+def _focal_kernel(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, gamma: float, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """``(loss, grad_x, sign)`` of the kernel for these ``alpha`` and ``gamma``: the loss
+    and gradient are ``sign`` times the true ones (``-1``: the negated BCE kernel)."""
+    if gamma == 0 and alpha < 0:
+        return *_compile.run(_negated_bce_with_logits, x, y, with_grad), -1.0
+    return *_compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, with_grad), 1.0
+
+
+def _reduce_signed(loss: torch.Tensor, reduction: str, sign: float) -> torch.Tensor:
+    """``_reduce(sign * loss, reduction)``, negating (where ``sign`` is -1) after the
+    sum where there is one, plus 0, so that an empty sum or mean is 0, not -0 (an
+    elementwise loss that is exactly 0 where :math:`s` underflows stays -0)."""
+    if sign > 0:
+        return _reduce(loss, reduction)
+    if reduction == "none":
+        return loss.neg_()
+    return _reduce(loss, reduction).neg_().add_(0.0)
+
+
+class _FusedSigmoidFocalLoss(torch.autograd.Function):
+    """Sigmoid focal loss with the hand-written gradient of :func:`_fused_sigmoid_focal`
+    (of :func:`_negated_bce_with_logits` for ``gamma=0`` without ``alpha``).
+
+    Differentiable once: the saved gradients are constants, so a double backward
+    raises instead of returning a silently wrong second derivative.
+
+    The reduction is done here too, so that the backward pass is one multiplication
+    by the upstream gradient (a scalar for ``"mean"`` and ``"sum"``).
+    """
 
     @staticmethod
-    def forward(ctx, x, y, reduction):
-        neg_loss, neg_grad = _negated_bce_with_logits(x, y, True)
-        ctx.save_for_backward(neg_grad)
-        ctx.reduction = reduction
-        return _reduce_negated(neg_loss, reduction)
+    def forward(ctx, x, y, alpha, gamma, reduction):
+        loss, grad_x, sign = _focal_kernel(x, y, alpha, gamma, True)
+        ctx.save_for_backward(grad_x)
+        # d mean / d loss_i = 1 / N; max(N, 1): an empty input has an empty gradient.
+        ctx.scale = sign / max(grad_x.numel(), 1) if reduction == "mean" else sign
+        return _reduce_signed(loss, reduction, sign)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
-        (neg_grad,) = ctx.saved_tensors
-        # -1 / N for the mean: the sign of the negated gradient, and d mean / d loss_i.
-        scale = -1.0 / max(neg_grad.numel(), 1) if ctx.reduction == "mean" else -1.0
-        return neg_grad * (grad_loss * scale), None, None
-
-
-def _reduce_negated(neg_loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``_reduce(-neg_loss, reduction)``, negating after the sum where there is one
-    (plus 0, so that an empty sum or mean is 0, not -0; an elementwise loss that is
-    exactly 0, where :math:`s` underflows, is -0)."""
-    if reduction == "none":
-        return neg_loss.neg_()
-    return _reduce(neg_loss, reduction).neg_().add_(0.0)
+        (grad_x,) = ctx.saved_tensors
+        return grad_x * (grad_loss * ctx.scale), None, None, None, None
 
 
 def sigmoid_focal_loss(
@@ -448,13 +438,10 @@ def sigmoid_focal_loss(
     ``binary_cross_entropy_with_logits`` (``alpha=-1, gamma=0``, which takes the
     kernels of :func:`_negated_bce_with_logits`).  With a gradient in the logits it is
     computed in the same pass as the value."""
-    if gamma == 0 and alpha < 0:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _FusedBCEWithLogits.apply(x, y, reduction)
-        return _reduce_negated(_negated_bce_with_logits(x, y, False)[0], reduction)
     if torch.is_grad_enabled() and x.requires_grad:
         return _FusedSigmoidFocalLoss.apply(x, y, alpha, gamma, reduction)
-    return _reduce(_compile.run(_fused_sigmoid_focal, x, y, alpha, gamma, False)[0], reduction)
+    loss, _, sign = _focal_kernel(x, y, alpha, gamma, False)
+    return _reduce_signed(loss, reduction, sign)
 
 
 # -------------------------------------------------------------- softmax focal loss

@@ -151,14 +151,22 @@ def test_compiled_box_loss_equals_eager_on_cpu(generator, kind):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_compiled_sigmoid_focal_loss_equals_eager_on_cpu(generator):
+@pytest.mark.parametrize(
+    ("gamma", "alpha", "kernel"),
+    [(0.5, 0.25, "_fused_sigmoid_focal"), (0.0, -1.0, "_negated_bce_with_logits")],
+)
+def test_compiled_sigmoid_focal_loss_equals_eager_on_cpu(generator, gamma, alpha, kernel):
     logits = torch.randn(500, generator=generator, dtype=torch.float64) * 8
     target = torch.rand(500, generator=generator, dtype=torch.float64).round()
+
+    def loss(x):
+        return cv.sigmoid_focal_loss(x, target, alpha=alpha, gamma=gamma)
+
     cv.set_compile("never")
-    eager = _loss_and_grads(lambda x: cv.sigmoid_focal_loss(x, target, gamma=0.5), logits)
+    eager = _loss_and_grads(loss, logits)
     cv.set_compile("always")
-    compiled = _loss_and_grads(lambda x: cv.sigmoid_focal_loss(x, target, gamma=0.5), logits)
-    assert _fused._fused_sigmoid_focal in _compile._compiled and not _compile._failed
+    compiled = _loss_and_grads(loss, logits)
+    assert getattr(_fused, kernel) in _compile._compiled and not _compile._failed
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
