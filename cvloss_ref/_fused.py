@@ -605,9 +605,12 @@ class _IndexCrossEntropy(torch.autograd.Function):
     the value is taken as :math:`(m - x_y) + L` with :math:`m = \max_c x_c` and
     :math:`L = -\log \max_c p_c`: two non-negative terms whose sum is at least
     :math:`\log 2`, so that the absolute accuracy of :math:`L` (a few ulps of 1)
-    suffices.  With label smoothing,
+    suffices.  With label smoothing and class weights,
     :math:`\sum_c w_c (-\log p_c) = \sum_c w_c (m - x_c) + W L` (:math:`W = \sum_c
-    w_c`; :math:`L = -\log p_y` where :math:`p_y \ge 1/2`), again non-negative terms.
+    w_c`; :math:`L = -\log p_y` where :math:`p_y \ge 1/2`), again non-negative terms;
+    without them, :math:`-\log p_y + (\varepsilon / C) \sum_c (x_y - x_c)` (see
+    :meth:`_unweighted`), for a smoothing of at most 1/2 (a larger one takes weights
+    of 1).
     The loss of a sample and its gradient per unit upstream gradient:
 
     .. math::
@@ -622,8 +625,9 @@ class _IndexCrossEntropy(torch.autograd.Function):
     passes no gradient, whatever its logits and its upstream gradient (as ATen's
     kernel: masked, not multiplied by 0).  ``"mean"`` divides by
     :math:`\sum_i w_{y_i}` over the kept targets (0, with a zero gradient, where that
-    is 0).  The forward is ATen's softmax kernel and one sum (two ``amax`` more with
-    smoothing or an underflow, and a pass over :math:`m - x` with smoothing), and
+    is 0).  The forward is ATen's softmax kernel and one sum (a pass over
+    :math:`x_y - x` and its sum more with smoothing, two ``amax`` more with class
+    weights and smoothing or with an underflow), and
     saves :math:`p` (as ATen saves its log-softmax); without class weights it saves
     the gradient per unit upstream gradient instead, formed in :math:`p`'s buffer, so
     that the backward is one multiplication (with class weights: a multiplication, a
@@ -687,32 +691,37 @@ class _IndexCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def _unweighted(x, target, p, p_y, rest, nll, epsilon, dim):
-        """The per-sample loss without class weights, and the gradient per unit
-        upstream gradient in ``p``'s buffer (``p`` arrives with 0 at ``y``), so that
-        the backward is one multiplication."""
-        if epsilon:
-            # With m = max_c x_c and L = -log max_c p_c, -log p_c = (m - x_c) + L: so
-            # (eps / C) sum_c -log p_c = (eps / C) sum_c (m - x_c) + eps L, and
-            # (1 - eps)(-log p_y) + eps L is -log p_y where p_y >= 1/2 (y is the top
-            # class, L = -log p_y) and (1 - eps)(m - x_y) + L elsewhere: sums of
-            # non-negative terms.
-            gaps = x.amax(dim, keepdim=True).sub(x)
-            log_norm = torch.maximum(p.amax(dim, keepdim=True), p_y).log_().neg_()
-            loss = torch.where(
-                p_y >= 0.5, nll, torch.add(log_norm, gaps.gather(dim, target), alpha=1 - epsilon)
-            ).add_(gaps.sum(dim, keepdim=True), alpha=epsilon / x.shape[dim])
-            del gaps
-        elif _may_underflow(p_y):
-            # (m - x_y) + L where p_y has lost its digits.
+        r"""The per-sample loss without class weights (and a smoothing of at most 1/2),
+        and the gradient per unit upstream gradient in ``p``'s buffer (``p`` arrives
+        with 0 at ``y``), so that the backward is one multiplication.
+
+        Since :math:`-\log p_c = -\log p_y + (x_y - x_c)`, the smoothed loss is
+
+        .. math::
+
+            (1 - \varepsilon)(-\log p_y) + \frac{\varepsilon}{C} \sum_c (-\log p_c)
+            = -\log p_y + \frac{\varepsilon}{C} \sum_c (x_y - x_c),
+
+        one pass over :math:`x_y - x`.  Its terms of both signs do not cancel much:
+        each negative one (:math:`x_c > x_y`) is at most :math:`-\log p_y` in size,
+        so their sum is at most :math:`\varepsilon (-\log p_y)`, while the loss is
+        at least :math:`(1 - \varepsilon)(-\log p_y)` plus the positive terms: the
+        rounding errors grow by at most :math:`(1 + \varepsilon) / (1 - \varepsilon)
+        \le 3`.  (A larger smoothing takes the weighted form, with weights of 1.)
+        """
+        if _may_underflow(p_y):
+            # p_y below the smallest normal number has lost its digits: -log p_y =
+            # (m - x_y) + L with m = max_c x_c and L = -log max_c p_c, two non-negative
+            # terms whose sum is at least log 2 (L is accurate to a few ulps of 1).
             log_top = torch.maximum(p.amax(dim, keepdim=True), p_y).log_()
             lse_nll = (x.amax(dim, keepdim=True) - x.gather(dim, target)).sub_(log_top)
-            loss = torch.where(p_y >= _TINY[p.dtype], nll, lse_nll)
-        else:
-            loss = nll
+            nll = torch.where(p_y >= _TINY[p.dtype], nll, lse_nll)
         # (1 - eps)(p_c - [c = y]) + (eps / C)(C p_c - 1) = p_c - eps / C - (1 - eps)[c = y],
         # with 1 - p_y = R_y: eps p_y - (1 - eps) R_y - eps / C at y.
         if not epsilon:
-            return loss, p.scatter_(dim, target, rest.neg_())
+            return nll, p.scatter_(dim, target, rest.neg_())
+        spread = (x.gather(dim, target) - x).sum(dim, keepdim=True)
+        loss = nll.add_(spread, alpha=epsilon / x.shape[dim])
         y_value = torch.add(p_y * epsilon, rest, alpha=epsilon - 1)
         return loss, p.scatter_(dim, target, y_value).sub_(epsilon / x.shape[dim])
 
@@ -815,6 +824,10 @@ def index_cross_entropy(
             "not differentiable in it, as in F.cross_entropy), got a weight with "
             "requires_grad=True; pass weight.detach()"
         )
+    if w is None and epsilon > 0.5:
+        # The unweighted form of the smoothing is for eps <= 1/2 (see
+        # _IndexCrossEntropy._unweighted): above, weights of 1.
+        w = torch.ones(x.shape[dim], dtype=x.dtype, device=x.device)
     kept = target != ignore_index
     if _all_true(kept):
         # Nothing to ignore (the usual call): no masks in the forward and backward.

@@ -379,6 +379,47 @@ def test_cross_entropy_reductions_with_ignored_targets_are_accurate(
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("smoothing", [0.1, 0.5, 0.75, 1.0])
+@pytest.mark.parametrize("classes", [8, 512])
+def test_cross_entropy_with_any_smoothing_is_accurate_where_the_target_is_the_lowest(
+    dtype, smoothing, classes
+):
+    # The target's logit far below all the others: -log p_y and the smoothing's
+    # (eps / C) sum_c (x_y - x_c) are large and of opposite signs, and their sum is
+    # up to 2C times smaller as eps -> 1.  The unweighted form holds up to eps = 1/2; a
+    # larger smoothing takes the weighted form (with weights of 1), or the 512-class
+    # rows lose 20-30 ulps at eps = 1.  The gradient on the 8-class rows (its exact
+    # value costs a 360-digit differentiation per logit).
+    g = torch.Generator().manual_seed(classes)
+    spreads = [1.0, 10.0, 100.0] if dtype == torch.float32 else [1.0, 100.0, 1000.0]
+    others = 1 + 0.01 * torch.rand(len(spreads), classes - 1, generator=g, dtype=torch.float64)
+    rows = [[-a, *(a * row).tolist()] for a, row in zip(spreads, others, strict=True)]
+    x = torch.tensor(rows, dtype=dtype, requires_grad=True)
+    rows = x.detach().double().tolist()  # the logits as rounded to the dtype
+    target = torch.zeros(len(rows), dtype=torch.long)
+    loss = cv.cross_entropy(x, target, label_smoothing=smoothing, reduction="none")
+    if classes > 8:
+        with mpmath.workdps(DIGITS):
+            exact = [_cross_entropy_value(r, smoothing) for r in rows]
+        assert_accurate(loss, exact, dtype, "value")
+        return
+    exact = [_cross_entropy_exact(r, 0, None, smoothing) for r in rows]
+    assert_accurate(loss, [v for v, _, _ in exact], dtype, "value")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    want = [v for _, row, _ in exact for v in row]
+    size = [v for _, _, row in exact for v in row]
+    assert_accurate(grad, want, dtype, "gradient", scale=size)
+
+
+def _cross_entropy_value(row: list[float], smoothing: float) -> float:
+    """(1 - eps)(-log p_0) + (eps / C) sum_c (-log p_c), at the working precision."""
+    log_total = mpmath.log(mpmath.fsum(mpmath.exp(_mp(v)) for v in row))
+    neg_log_p = [log_total - _mp(v) for v in row]
+    eps = _mp(smoothing)
+    return float((1 - eps) * neg_log_p[0] + eps / len(row) * mpmath.fsum(neg_log_p))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
 @pytest.mark.parametrize("grad_enabled", [True, False], ids=["fast", "no_grad"])
 def test_softmax_focal_loss_is_accurate_at_confident_logits(dtype, gamma, grad_enabled):
