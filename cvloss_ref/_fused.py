@@ -378,7 +378,8 @@ def _negated_bce_with_logits(
     s = x.abs().neg_().sigmoid_()  # sigma(-|x|) <= 1/2
     sign = x.sign()
     t = torch.add(y, sign, alpha=-0.5).sub_(0.5)  # y - b
-    neg_grad = sign.mul_(s).add_(t) if with_grad else None  # y - sigma(x)
+    # y - sigma(x), in sign's buffer (spent).
+    neg_grad = torch.addcmul(t, sign, s, out=sign) if with_grad else None
     neg_loss = log1p_(s.neg_()).addcmul_(x, t)  # log(1 - s) + x (y - b)
     return neg_loss, neg_grad
 
