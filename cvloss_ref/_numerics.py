@@ -193,11 +193,14 @@ def _measure_log1p(dtype: torch.dtype, size: int = 1 << 16, rounds: int = 5) -> 
     timings of each on ``size`` elements (enough for the time per element to dominate
     the kernels' fixed costs), a few milliseconds once per dtype.
 
-    No CPU feature predicts it.  Measured on one AMD EPYC (Zen 4), 100,000 elements:
-    with ATen's AVX-512 kernels float32 ``log1p`` takes 0.87 ms and ``log`` 0.10 ms
-    (Kahan's form 0.18 ms), while float64 ``log1p`` takes 0.24 ms and ``log`` 1.3 ms;
-    with its AVX2 kernels ``log1p`` is the faster in both dtypes (0.15 ms against
-    0.18 ms in float32).  Kahan's form is taken only when it is more than 1.5 times
+    No CPU feature predicts it.  Measured on one AMD EPYC (Zen 4), 100,000 elements,
+    with ATen's AVX-512 kernels: float32 ``log1p`` 0.08 ms and Kahan's form 0.18 ms
+    once :func:`map_special_case_constants` has run (0.87 ms for ``log1p`` before it,
+    in a process where nothing had mapped SLEEF's constant; in float64 ``log`` once
+    took 1.3 ms there); with the AVX2 kernels ``log1p`` is the faster in both dtypes
+    (0.15 ms against 0.18 ms in float32).  So on the machines measured so far
+    ``log1p`` is chosen, and Kahan's form stays for a CPU where it is not: it is taken
+    only when it is more than 1.5 times
     as fast, a margin that timing noise does not cross where the two differ by 5
     times or by 1.2 times.  Both forms are accurate to a few ulps
     (``tests/test_accuracy.py`` checks each against 360-digit arithmetic), so the
