@@ -153,7 +153,7 @@ def map_special_case_constants() -> None:
     with ``ctypes`` had the same effect as this function).  Which of the two speeds a
     process had depended on what it had run before (a float32 ``atan2``, e.g. in
     ``ciou_loss``, maps the page too).  The values are discarded: this changes speed,
-    never a result.  Run once, when this module is imported (a few microseconds).
+    never a result.  Run once, when this module is imported (under a millisecond).
     """
     specials = [-0.0, 0.0, -1.0, -2.0, 1.0, math.inf, -math.inf, math.nan, 1e-310, 1e-40]
     for dtype in (torch.float32, torch.float64):
