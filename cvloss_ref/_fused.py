@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from . import _compile
-from ._numerics import log1p, log1p_, log1p_is_faster
+from ._numerics import log1p, log1p_
 from ._reduction import _REDUCTION_CODE, _reduce
 
 _FOUR_OVER_PI_SQUARED = 4.0 / math.pi**2
@@ -266,22 +266,6 @@ def box_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, eps: float) ->
 # -------------------------------------------------------------- sigmoid focal loss
 
 
-def _log_of_larger(p: torch.Tensor, p_bar: torch.Tensor, use_log1p: bool) -> torch.Tensor:
-    r""":math:`\log(1 - s)` for :math:`s = \min(p, \bar p) \le 1/2` with
-    :math:`p + \bar p = 1`, to a few ulps of itself: ``log1p(-s)`` with ``use_log1p``
-    (see :func:`cvloss_ref._numerics.log1p_is_faster`), else Kahan's trick
-    :math:`\log(1 - s) = -s \log w / (w - 1)` with :math:`w = \max(p, \bar p)`, the
-    computed :math:`1 - s`: :math:`w - 1` is exact, and :math:`\log w / (w - 1)` is a
-    smooth function of :math:`w` near 1 whose limit 1 is taken where :math:`w` rounds
-    to 1 (NaN inputs stay NaN through :math:`s`)."""
-    if use_log1p:
-        return torch.minimum(p, p_bar).neg_().log1p_()
-    big = torch.maximum(p, p_bar)
-    ratio = big.log().div_(big.sub_(1)).nan_to_num_(nan=1.0)
-    del big
-    return ratio.mul_(torch.minimum(p, p_bar)).neg_()
-
-
 def _fused_sigmoid_focal(
     x: torch.Tensor, y: torch.Tensor, alpha: float, gamma: float, with_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -322,7 +306,7 @@ def _fused_sigmoid_focal(
     p_bar = x.neg().sigmoid_()
     # log(1 + e^{-|x|}) = -log(1 - s), s = min(p, p_bar) <= 1/2.  Each buffer is
     # released or reused as soon as it is spent: peak memory.
-    minus_softplus_abs = _log_of_larger(p, p_bar, log1p_is_faster(x))
+    minus_softplus_abs = log1p_(torch.minimum(p, p_bar).neg_())
     # Binary cross entropy: softplus(x) - x y = max(x, 0) - x y + log(1 + e^{-|x|}).
     bce = torch.relu(x).addcmul_(x, y, value=-1).sub_(minus_softplus_abs)
     del minus_softplus_abs
