@@ -10,6 +10,10 @@ A chapter author runs the same check with ``make check-chapters`` (see CONTRIBUT
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests import chapters
@@ -38,6 +42,27 @@ def test_a_variant_sets_its_variables_and_drops_the_callers(monkeypatch):
     env = chapters.variant_environment("scalar-2")
     assert env["ATEN_CPU_CAPABILITY"] == "default" and env["OMP_NUM_THREADS"] == "2"
     assert "MKL_CBWR" not in env
+
+
+def test_the_thread_budget_never_runs_more_threads_than_cpus():
+    # Runs of 2, 1, 2, 1 threads on a budget of 2: at most 2 threads in flight (a run
+    # that wants 3 runs alone, counted as the whole budget).
+    budget = chapters.ThreadBudget(2)
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def run(threads):
+        threads = min(threads, 2)
+        with budget.take(threads):
+            with lock:
+                in_flight[0] += threads
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.05)
+            with lock:
+                in_flight[0] -= threads
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(run, [2, 1, 2, 1, 3]))
+    assert peak[0] == 2 and budget.free == 2
 
 
 def test_a_failing_chapter_is_reported_with_its_assertion(tmp_path):
